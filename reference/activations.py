@@ -1,0 +1,179 @@
+"""Activation registry (spec/activations.md, rules ACT-*).
+
+Every registry name maps to exactly one formula. Frameworks that reuse a name for different
+functions (``hard_sigmoid`` in Keras 2 vs Keras 3) are mapped by their adapters to the registry
+name they really compute; the registry itself never guesses.
+
+Names may carry ONNX-style parameters, e.g. ``"onnx_scaled_tanh(alpha=1.5, beta=0.5)"``; parameters
+that are not given take the defaults of the corresponding ONNX operator (ACT-20..ACT-25).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["ACTIVATIONS", "Activation", "parse_activation", "activation_names", "apply_activation"]
+
+
+def _sigmoid(x):
+    # ACT-2: 1 / (1 + exp(-x)), evaluated without overflow for large |x|.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus(x):
+    # ACT-8: log(1 + exp(x)), stable form max(x, 0) + log1p(exp(-|x|)).
+    return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(x.dtype, copy=False)
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _gelu_exact(x):
+    # ACT-13: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); numpy has no erf ufunc, so vectorise math.erf.
+    erf = np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64) / math.sqrt(2.0))
+    return (0.5 * x.astype(np.float64) * (1.0 + erf)).astype(x.dtype, copy=False)
+
+
+def _gelu_tanh(x):
+    # ACT-14: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    c = np.asarray(math.sqrt(2.0 / math.pi), dtype=x.dtype)
+    return (0.5 * x * (1 + np.tanh(c * (x + np.asarray(0.044715, x.dtype) * x**3)))).astype(x.dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    rule: str
+    formula: str
+    fn: Callable[..., np.ndarray]
+    params: tuple[tuple[str, float], ...] = ()  # (name, ONNX default) in the order ONNX consumes them
+
+
+# name -> entry. Functions receive x in the dtype under test and return the same dtype.
+ACTIVATIONS: dict[str, _Entry] = {
+    "tanh": _Entry("ACT-1", "tanh(x)", lambda x: np.tanh(x)),
+    "sigmoid": _Entry("ACT-2", "1 / (1 + exp(-x))", _sigmoid),
+    "hard_sigmoid_keras2": _Entry(
+        "ACT-3", "clip(0.2 x + 0.5, 0, 1)  (tf-keras / Keras 2 `hard_sigmoid`)",
+        lambda x: np.clip(np.asarray(0.2, x.dtype) * x + np.asarray(0.5, x.dtype), 0, 1).astype(x.dtype),
+    ),
+    "hard_sigmoid_keras3": _Entry(
+        "ACT-4", "relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)  (Keras 3 `hard_sigmoid`)",
+        lambda x: (np.clip(x + np.asarray(3, x.dtype), 0, 6) / np.asarray(6, x.dtype)).astype(x.dtype),
+    ),
+    "relu": _Entry("ACT-5", "max(x, 0)", lambda x: np.maximum(x, np.asarray(0, x.dtype))),
+    "linear": _Entry("ACT-6", "x", lambda x: x),
+    "softsign": _Entry("ACT-7", "x / (1 + |x|)", lambda x: x / (1 + np.abs(x))),
+    "softplus": _Entry("ACT-8", "log(1 + exp(x))", _softplus),
+    "elu": _Entry("ACT-9", "x if x > 0 else exp(x) - 1", lambda x: _elu(x, np.asarray(1.0, x.dtype))),
+    "selu": _Entry(
+        "ACT-10", "scale * (x if x > 0 else alpha (exp(x) - 1)), alpha=1.67326..., scale=1.05070...",
+        lambda x: (np.asarray(_SELU_SCALE, x.dtype) * _elu(x, np.asarray(_SELU_ALPHA, x.dtype))).astype(x.dtype),
+    ),
+    "silu": _Entry("ACT-11", "x * sigmoid(x)  (also called swish)", lambda x: x * _sigmoid(x)),
+    "gelu": _Entry("ACT-13", "0.5 x (1 + erf(x / sqrt(2)))  (exact)", _gelu_exact),
+    "gelu_tanh": _Entry("ACT-14", "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))", _gelu_tanh),
+    "exponential": _Entry("ACT-15", "exp(x)", lambda x: np.exp(x)),
+    "leaky_relu": _Entry(
+        "ACT-16", "x if x >= 0 else 0.2 x  (Keras default negative_slope 0.2)",
+        lambda x: np.where(x >= 0, x, np.asarray(0.2, x.dtype) * x).astype(x.dtype),
+    ),
+    # ONNX parameterised activations (Operators.md, LSTM `activations`, `activation_alpha/beta`).
+    "onnx_affine": _Entry(
+        "ACT-20", "alpha * x + beta", lambda x, a, b: (a * x + b).astype(x.dtype), (("alpha", 1.0), ("beta", 0.0))
+    ),
+    "onnx_leaky_relu": _Entry(
+        "ACT-21", "x if x >= 0 else alpha x", lambda x, a: np.where(x >= 0, x, a * x).astype(x.dtype),
+        (("alpha", 0.01),),
+    ),
+    "onnx_thresholded_relu": _Entry(
+        "ACT-22", "x if x > alpha else 0", lambda x, a: np.where(x > a, x, 0).astype(x.dtype), (("alpha", 1.0),)
+    ),
+    "onnx_scaled_tanh": _Entry(
+        "ACT-23", "alpha * tanh(beta * x)", lambda x, a, b: (a * np.tanh(b * x)).astype(x.dtype),
+        (("alpha", 1.0), ("beta", 1.0)),
+    ),
+    "onnx_hard_sigmoid": _Entry(
+        "ACT-24", "max(0, min(1, alpha x + beta))", lambda x, a, b: np.clip(a * x + b, 0, 1).astype(x.dtype),
+        (("alpha", 0.2), ("beta", 0.5)),
+    ),
+    "onnx_elu": _Entry("ACT-25", "x if x > 0 else alpha (exp(x) - 1)", _elu, (("alpha", 1.0),)),
+}
+# ACT-12: swish is the same function as silu; one entry, two names.
+ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
+
+
+def activation_names() -> list[str]:
+    return sorted(ACTIVATIONS)
+
+
+_CALL = re.compile(r"^\s*([a-z0-9_]+)\s*(?:\((.*)\))?\s*$")
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A registry function with its parameters bound (ONNX alpha/beta), callable on arrays."""
+
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def rule(self) -> str:
+        return ACTIVATIONS[self.name].rule
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        entry = ACTIVATIONS[self.name]
+        args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
+        return entry.fn(x, *args)
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self.params)})"
+
+
+def parse_activation(spec: str, *, field: str = "activation") -> Activation:
+    """Parse ``"name"`` or ``"name(alpha=.., beta=..)"`` into an :class:`Activation`.
+
+    Raises one ``ValueError`` naming ``field``, the bad value and the allowed names/parameters.
+    """
+    if isinstance(spec, Activation):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"{field}={spec!r}: expected an activation name (str); allowed: {', '.join(activation_names())}")
+    m = _CALL.match(spec)
+    if not m or m.group(1) not in ACTIVATIONS:
+        raise ValueError(f"{field}={spec!r} is not a known activation; allowed: {', '.join(activation_names())}")
+    name, argtext = m.group(1), m.group(2)
+    entry = ACTIVATIONS[name]
+    defaults = dict(entry.params)
+    given: dict[str, float] = {}
+    if argtext and argtext.strip():
+        for part in argtext.split(","):
+            key, eq, val = part.partition("=")
+            key = key.strip()
+            if not eq or key not in defaults:
+                allowed = ", ".join(defaults) or "none"
+                raise ValueError(f"{field}={spec!r}: parameter {part.strip()!r} not accepted by {name}; parameters: {allowed}")
+            try:
+                given[key] = float(val)
+            except ValueError:
+                raise ValueError(f"{field}={spec!r}: parameter {key} must be a number, got {val.strip()!r}") from None
+            if not math.isfinite(given[key]):
+                raise ValueError(f"{field}={spec!r}: parameter {key} must be finite")
+    params = tuple((k, given.get(k, d)) for k, d in entry.params)
+    return Activation(name, params)
+
+
+def apply_activation(spec: str, x: np.ndarray) -> np.ndarray:
+    return parse_activation(spec)(np.asarray(x))

@@ -1,0 +1,165 @@
+"""Canonical weights (spec/layouts.md LAYOUT-1) and the weight generators used by the checks.
+
+Canonical gate order is ``GATES = ('i', 'f', 'c', 'o')`` with an explicit gate axis:
+
+=========  ===========  =========================================================
+tensor     shape        meaning
+=========  ===========  =========================================================
+``W``      (4, u, d_l)  input kernel per gate (d_l = input size of layer l)
+``U``      (4, u, h)    recurrent kernel per gate (h = proj_size or u)
+``b``      (4, u)       bias (absent when use_bias=False)
+``b2``     (4, u)       second bias, summed with b (bias_mode='double': torch, ONNX)
+``P``      (3, u)       peephole weights, order i, o, f as in ONNX (PEEP-1)
+``W_hr``   (p, u)       projection (PROJ-1)
+=========  ===========  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+
+__all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights", "zeros_like_weights"]
+
+GATES = ("i", "f", "c", "o")
+PEEPHOLE_GATES = ("i", "o", "f")
+
+
+@dataclass
+class LayerWeights:
+    W: np.ndarray
+    U: np.ndarray
+    b: np.ndarray | None = None
+    b2: np.ndarray | None = None
+    P: np.ndarray | None = None
+    W_hr: np.ndarray | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    def astype(self, dtype) -> "LayerWeights":
+        return LayerWeights(**{k: np.asarray(v, dtype=dtype) for k, v in self.arrays().items()})
+
+
+@dataclass
+class Weights:
+    """One :class:`LayerWeights` per layer and direction: ``layers[l][d]`` (d=0 forward, 1 backward)."""
+
+    layers: list[list[LayerWeights]] = field(default_factory=list)
+
+    def __getitem__(self, idx: tuple[int, int]) -> LayerWeights:
+        layer, direction = idx
+        return self.layers[layer][direction]
+
+    def astype(self, dtype) -> "Weights":
+        return Weights([[lw.astype(dtype) for lw in dirs] for dirs in self.layers])
+
+    def flat(self) -> dict[str, np.ndarray]:
+        """Name -> array, e.g. ``l0_d1_W``; used to save repro blobs (``np.savez``)."""
+        return {f"l{l}_d{d}_{k}": v for l, dirs in enumerate(self.layers) for d, lw in enumerate(dirs)
+                for k, v in lw.arrays().items()}
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, np.ndarray]) -> "Weights":
+        out: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        for key, v in flat.items():
+            l, d, name = key.split("_", 2)
+            out.setdefault((int(l[1:]), int(d[1:])), {})[name] = np.asarray(v)
+        nl = max(l for l, _ in out) + 1
+        return cls([[LayerWeights(**out[(l, d)]) for d in range(max(dd for ll, dd in out if ll == l) + 1)]
+                    for l in range(nl)])
+
+    def check(self, config: Config) -> None:
+        """LAYOUT-1: raise ValueError naming the tensor whose shape does not match ``config``."""
+        if len(self.layers) != config.num_layers:
+            raise ValueError(f"weights: {len(self.layers)} layers given, config.num_layers={config.num_layers}")
+        u, h, p = config.units, config.hidden_size, config.proj_size
+        for l, dirs in enumerate(self.layers):
+            if len(dirs) != config.num_directions:
+                raise ValueError(f"weights layer {l}: {len(dirs)} directions given, expected {config.num_directions}")
+            d_in = config.layer_input_dim(l)
+            for d, lw in enumerate(dirs):
+                expect = {"W": (4, u, d_in), "U": (4, u, h),
+                          "b": (4, u) if config.use_bias else None,
+                          "b2": (4, u) if config.use_bias and config.bias_mode == "double" else None,
+                          "P": (3, u) if config.peepholes else None,
+                          "W_hr": (p, u) if p else None}
+                for name, shape in expect.items():
+                    arr = getattr(lw, name)
+                    got = None if arr is None else tuple(arr.shape)
+                    if got != shape:
+                        raise ValueError(f"weights l{l} d{d} {name}: shape {got}, expected {shape} for this config")
+
+
+def _gate_scales(rng: np.random.Generator) -> np.ndarray:
+    # Distinct per-gate multipliers so that any permutation of gates changes the result
+    # (a constant or symmetric weight set cannot see a gate swap).
+    return np.array([0.7, 1.0, 1.3, 0.85]) * rng.uniform(0.9, 1.1, size=4)
+
+
+def random_weights(config: Config, seed: int | np.random.Generator = 0, scale: float = 1.0) -> Weights:
+    """Seeded random canonical weights, asymmetric across gates.
+
+    ``scale`` multiplies a fan-in-normalised uniform draw: 1 is a typical trained-network scale,
+    ~0.01 tiny (near-linear), >= 5 drives sigmoid/tanh into saturation. Biases get distinct per-gate
+    offsets so a swapped or dropped bias changes outputs even with zero input.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    u, h, p = config.units, config.hidden_size, config.proj_size
+    layers = []
+    for l in range(config.num_layers):
+        d_in = config.layer_input_dim(l)
+        dirs = []
+        for _ in range(config.num_directions):
+            g = _gate_scales(rng)[:, None, None]
+            lw = LayerWeights(
+                W=g * rng.uniform(-1, 1, (4, u, d_in)) * scale / np.sqrt(d_in),
+                U=g[::-1] * rng.uniform(-1, 1, (4, u, h)) * scale / np.sqrt(h),
+            )
+            if config.use_bias:
+                offsets = np.array([0.1, 0.6, -0.2, 0.3])[:, None]
+                lw.b = (offsets + 0.5 * rng.uniform(-1, 1, (4, u))) * scale
+                if config.bias_mode == "double":
+                    lw.b2 = (offsets[::-1] + 0.5 * rng.uniform(-1, 1, (4, u))) * scale
+            if config.peepholes:
+                lw.P = np.array([0.5, -0.4, 0.8])[:, None] * rng.uniform(0.2, 1, (3, u)) * scale
+            if p:
+                lw.W_hr = rng.uniform(-1, 1, (p, u)) * scale / np.sqrt(u)
+            dirs.append(lw)
+        layers.append(dirs)
+    return Weights(layers)
+
+
+def zeros_like_weights(weights: Weights) -> Weights:
+    return Weights([[LayerWeights(**{k: np.zeros_like(v) for k, v in lw.arrays().items()}) for lw in dirs]
+                    for dirs in weights.layers])
+
+
+def keras_default_weights(config: Config, seed: int = 0) -> Weights:
+    """DEF-1: the Keras default initialisation *semantics* (not its random stream).
+
+    kernel glorot_uniform, recurrent_kernel orthogonal, bias zeros except the forget chunk set to
+    exactly 1 (``unit_forget_bias=True``). Checks use it to assert what a fresh framework layer must
+    satisfy: the forget bias equals 1, the other biases 0, the recurrent kernel is orthogonal.
+    """
+    rng = np.random.default_rng(seed)
+    u, h = config.units, config.hidden_size
+    layers = []
+    for l in range(config.num_layers):
+        d_in = config.layer_input_dim(l)
+        dirs = []
+        for _ in range(config.num_directions):
+            limit = np.sqrt(6.0 / (d_in + 4 * u))  # glorot_uniform on the Keras (d, 4u) kernel
+            kernel = rng.uniform(-limit, limit, (d_in, 4 * u))
+            q, r = np.linalg.qr(rng.normal(size=(4 * u, h)))  # orthogonal (h, 4u) recurrent kernel
+            rec = (q * np.sign(np.diag(r))).T
+            lw = LayerWeights(W=kernel.T.reshape(4, u, d_in), U=rec.T.reshape(4, u, h).copy())
+            if config.use_bias:
+                lw.b = np.zeros((4, u))
+                lw.b[GATES.index("f")] = 1.0
+            dirs.append(lw)
+        layers.append(dirs)
+    return Weights(layers)
