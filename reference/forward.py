@@ -11,8 +11,8 @@ Written once, vectorised over the batch, looping over time. For one direction, p
     o = ract(z_o [+ P_o * c_t])
     h_t = o * act(c_t)        then h_t = W_hr h_t with a projection                    GATE-4, PROJ-1
 
-With ``cell_clip`` every activation input (the four gate pre-activations) is clipped to
-[-clip, clip] (CLIP-1). A masked step keeps (h, c) and emits the previous output or zeros (MASK-1, MASK-2).
+With ``cell_clip`` every gate activation input (the four pre-activations, peephole terms included)
+is clipped to [-clip, clip]; c_t is not clipped before act(c_t) (CLIP-1, as ONNX Runtime does). A masked step keeps (h, c) and emits the previous output or zeros (MASK-1, MASK-2).
 """
 
 from __future__ import annotations
@@ -85,20 +85,23 @@ def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndar
     ys = np.empty((B, T, h0.shape[1]), dt)
     for t in range(T):
         z = zx[:, t] + np.einsum("bh,guh->bgu", h, U)
-        if clip is not None:
-            z = np.clip(z, -clip, clip)  # CLIP-1
         zi, zf, zc, zo = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
         if lw.P is not None:  # PEEP-1: P rows are (i, o, f); i and f see c_{t-1}
             zi = zi + lw.P[0] * c
             zf = zf + lw.P[2] * c
+        if clip is not None:
+            # CLIP-1: clip the full activation input, peephole term included (ONNX Runtime 1.32 CPU
+            # clips after adding P*c, verified by tests/test_onnx_crosscheck.py); c_t itself is not
+            # clipped before act(c_t).
+            zi, zf, zc = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
         i = ract(zi)
         f = (1 - i) if config.input_forget else ract(zf)  # IFG-1
         g = act(zc)
         c_new = f * c + i * g  # GATE-3
         if lw.P is not None:
             zo = zo + lw.P[1] * c_new  # PEEP-1: o sees c_t
-            if clip is not None:
-                zo = np.clip(zo, -clip, clip)
+        if clip is not None:
+            zo = np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
         o = ract(zo)
         h_new = o * act(c_new)  # GATE-4
         if lw.W_hr is not None:

@@ -1,0 +1,3 @@
+"""lstm-conformance: property-based conformance checks of LSTM implementations against ``reference``."""
+
+__version__ = "0.1.0"

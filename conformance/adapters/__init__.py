@@ -1,0 +1,63 @@
+"""Adapter registry: built-in adapters plus the ``lstm_conformance.adapters`` entry-point group.
+
+Adapter modules import their framework lazily (inside methods), so listing adapters never imports a
+framework; a missing framework shows as *not installed* with the import error as its reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from .base import Adapter, Capabilities, Output, Unsupported
+
+__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "BUILTIN", "available_names", "load", "all_names"]
+
+#: name -> "module:attribute" (attribute is an Adapter subclass or an instance)
+BUILTIN: dict[str, str] = {
+    "numpy": "conformance.adapters.numpy_ref:NumpyAdapter",
+    "keras-tensorflow": "conformance.adapters.keras3:KerasTensorFlowAdapter",
+    "keras-jax": "conformance.adapters.keras3:KerasJaxAdapter",
+    "keras-torch": "conformance.adapters.keras3:KerasTorchAdapter",
+    "tf-keras": "conformance.adapters.tf_keras:TfKerasAdapter",
+    "torch": "conformance.adapters.torch_lstm:TorchAdapter",
+}
+
+ENTRY_POINT_GROUP = "lstm_conformance.adapters"
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def all_names() -> list[str]:
+    names = dict(BUILTIN)
+    names.update(_entry_points())
+    return list(names)
+
+
+def load(name: str) -> Adapter:
+    """Instantiate adapter ``name``; raise ValueError naming the allowed names if unknown."""
+    table = dict(BUILTIN)
+    table.update(_entry_points())
+    if name not in table:
+        raise ValueError(f"--backend {name!r} is not a known adapter; allowed: {', '.join(table)}")
+    module, _, attr = table[name].partition(":")
+    obj = getattr(importlib.import_module(module), attr)
+    adapter = obj() if isinstance(obj, type) else obj
+    if not isinstance(adapter, Adapter):
+        raise TypeError(f"adapter {name!r} ({table[name]}) is not a conformance.adapters.Adapter")
+    return adapter
+
+
+def available_names() -> list[str]:
+    """Adapters whose framework is importable here."""
+    out = []
+    for name in all_names():
+        try:
+            adapter = load(name)
+        except ImportError:
+            continue
+        if adapter.unavailable_reason() is None:
+            out.append(name)
+    return out

@@ -1,0 +1,156 @@
+"""The adapter API: how the suite talks to one LSTM implementation.
+
+An adapter turns a canonical :class:`reference.Config` + :class:`reference.Weights` into its framework's
+layer (converting with ``reference.layouts`` only), runs it, and hands back canonical outputs. It
+declares what it supports up front (:class:`Capabilities`), so strategies draw only supported cases
+and everything else is *skipped with the adapter's reason*, never silently dropped.
+
+Third-party implementations register through the entry-point group ``lstm_conformance.adapters``
+(see README, "Writing an adapter").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference import Config, Weights
+
+__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS"]
+
+#: Options an adapter may declare (each maps to spec rules; see spec/options.md).
+OPTIONS = frozenset({
+    "return_sequences", "return_state", "go_backwards", "bidirectional", "num_layers", "proj_size",
+    "peepholes", "cell_clip", "input_forget", "use_bias=False", "initial_state", "mask", "lengths",
+    "stateful", "defaults",
+})
+
+
+class Unsupported(Exception):
+    """Raised by an adapter for a case it cannot express; the check is recorded as *skip* with the reason."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can run.
+
+    ``activations`` maps the framework's own activation names to the registry function each really
+    computes (ACT-30), e.g. ``{"hard_sigmoid": "hard_sigmoid_keras3"}``; strategies draw registry
+    names from its values and the adapter passes the framework name.
+    """
+
+    options: frozenset[str]
+    activations: dict[str, str]
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    merge_modes: tuple[str, ...] = ()
+    bias_modes: tuple[str, ...] = ("single",)
+    param_convention: str = "keras"
+    max_layers: int = 1
+    arbitrary_masks: bool = True  # False: only right-padded masks (e.g. packed sequences)
+    fully_masked_rows: bool = True  # False: every row needs >= 1 valid step (packed sequences, cuDNN)
+
+    def registry_to_framework(self, registry_name: str) -> str:
+        for fw, reg in self.activations.items():
+            if reg == registry_name:
+                return fw
+        raise Unsupported(f"activation {registry_name!r} has no name in this framework "
+                          f"(supported: {sorted(set(self.activations.values()))})")
+
+
+@dataclass
+class Output:
+    """Canonical outputs of one forward call (see reference.LSTMResult).
+
+    ``h[l][d]``/``c[l][d]`` per layer and direction; ``kernel_path`` when the framework tells
+    ('cudnn', 'generic', ...); ``precision`` the matmul precision mode in force ('ieee', 'tf32').
+    """
+
+    output: Any
+    h: list[list[np.ndarray]] = field(default_factory=list)
+    c: list[list[np.ndarray]] = field(default_factory=list)
+    kernel_path: str | None = None
+    precision: str = "ieee"
+
+
+class Adapter:
+    """Base class. Subclasses set the class attributes and implement build/forward/param_count."""
+
+    name: str = ""  # backend name used on the command line, e.g. "keras-tensorflow"
+    framework: str = ""  # e.g. "keras"
+    capabilities: Capabilities
+    #: kernel paths offered for the same math; each is a separately recorded variant
+    variants: tuple[str, ...] = ("default",)
+
+    # ---- environment -------------------------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        """None when the framework imports; otherwise why not (reported as *not installed*)."""
+        return None
+
+    def versions(self) -> dict[str, str]:
+        return {}
+
+    def devices(self) -> list[str]:
+        return ["cpu"]
+
+    # ---- per-case support ---------------------------------------------------------------------
+    def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
+        """MASK-2 rules this adapter/variant can produce for ``config`` ('carry', 'zero')."""
+        return ("carry", "zero")
+
+    def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        """None when ``config`` can run; else the reason the check is skipped."""
+        caps = self.capabilities
+        needs = {
+            "return_sequences": config.return_sequences, "return_state": config.return_state,
+            "go_backwards": config.go_backwards, "bidirectional": config.bidirectional,
+            "num_layers": config.num_layers > 1, "proj_size": config.proj_size > 0,
+            "peepholes": config.peepholes, "cell_clip": config.cell_clip is not None,
+            "input_forget": config.input_forget, "use_bias=False": not config.use_bias,
+        }
+        for option, needed in needs.items():
+            if needed and option not in caps.options and option != "return_sequences" and option != "return_state":
+                return f"{self.name} does not support {option}"
+        if config.dtype not in caps.dtypes:
+            return f"{self.name} does not run dtype {config.dtype} (supported: {', '.join(caps.dtypes)})"
+        if config.num_layers > caps.max_layers:
+            return f"{self.name} runs at most {caps.max_layers} stacked layer(s)"
+        if config.bidirectional and config.effective_merge_mode not in caps.merge_modes:
+            return f"{self.name} does not support merge_mode={config.effective_merge_mode}"
+        if config.use_bias and config.bias_mode not in caps.bias_modes:
+            return f"{self.name} does not support bias_mode={config.bias_mode}"
+        for act in (config.act, config.recurrent_act):
+            if act.params or act.name not in caps.activations.values():
+                return f"{self.name} has no activation computing {act}"
+        if device not in self.devices():
+            return f"{self.name}: device {device!r} not available (has {', '.join(self.devices())})"
+        return None
+
+    # ---- running ------------------------------------------------------------------------------
+    def build(self, config: Config, weights: Weights, *, variant: str = "default", device: str = "cpu",
+              stateful: bool = False) -> Any:
+        """Return a handle holding the framework layer with ``weights`` assigned."""
+        raise NotImplementedError
+
+    def forward(self, handle: Any, x: np.ndarray, *, mask: np.ndarray | None = None,
+                initial_state=None, masked_output: str = "carry") -> Output:
+        """Run on canonical ``x[B, T, d]`` (float64 in; cast to the config dtype by the adapter)."""
+        raise NotImplementedError
+
+    def param_count(self, handle: Any) -> int:
+        """The parameter count *as the framework reports it* (count_params(), sum of numel())."""
+        raise NotImplementedError
+
+    def param_convention(self, config: Config) -> str:
+        """PARAM-*: the reference convention (keras, torch, onnx, flax) this framework counts by."""
+        return self.capabilities.param_convention
+
+    def reset_state(self, handle: Any) -> None:
+        """STATE-3: zero a stateful layer's stored state."""
+        raise Unsupported(f"{self.name} has no stateful layers")
+
+    def default_weights(self, config: Config) -> tuple[Weights, dict[str, str]]:
+        """DEF-1/DEF-2: a fresh layer's own initial weights (canonical) and its default activation
+        names mapped to registry names {"activation": .., "recurrent_activation": ..}."""
+        raise Unsupported(f"{self.name} does not expose default initialisation")

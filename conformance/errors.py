@@ -1,0 +1,96 @@
+"""The error model (spec/numerics.md NUM-1..NUM-4, DESIGN §3).
+
+A fixed atol is wrong for LSTMs: error grows with timesteps, fan-in and saturation. Instead each case
+is judged against what the *reference itself* loses in the dtype under test:
+
+    err_impl   = max |y_impl - y_ref64|
+    err_oracle = max |y_ref(dtype) - y_ref64|
+    floor      = FLOOR_ULPS * eps(dtype) * max(1, max |y_ref64|)
+    ratio      = err_impl / max(err_oracle, floor)          pass when ratio <= K
+
+K and FLOOR_ULPS come from ``lstm-conformance calibrate`` (numbers in spec/numerics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["K", "FLOOR_ULPS", "Comparison", "compare", "flatten_outputs"]
+
+#: NUM-4: calibrated acceptance ratio (see spec/numerics.md "Calibration results").
+K = 64.0
+#: NUM-1: the floor in units of eps(dtype) times the output scale.
+FLOOR_ULPS = 8.0
+
+
+@dataclass
+class Comparison:
+    err_impl: float
+    err_oracle: float
+    floor: float
+    ratio: float
+    passed: bool
+    out_of_range: bool  # NUM-2: the reference in the dtype under test overflowed somewhere
+    compared: int  # number of values compared (finite in the dtype reference)
+    worst_index: int | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("err_impl", "err_oracle", "floor", "ratio"):
+            v = d[key]
+            d[key] = None if v is None or not math.isfinite(v) else float(v)
+        return d
+
+
+def flatten_outputs(output, h=None, c=None) -> np.ndarray:
+    """Concatenate an output (array or pair) and state lists into one float64 vector."""
+    parts: list[np.ndarray] = []
+
+    def add(obj):
+        if obj is None:
+            return
+        if isinstance(obj, (list, tuple)):
+            for o in obj:
+                add(o)
+        else:
+            parts.append(np.asarray(obj, dtype=np.float64).ravel())
+
+    add(output)
+    add(h)
+    add(c)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype: np.ndarray, dtype: str, *, k: float = K,
+            floor_ulps: float = FLOOR_ULPS) -> Comparison:
+    """Judge ``impl`` (run in ``dtype``) against the float64 reference (NUM-1, NUM-2).
+
+    All three are flat vectors of the same length (see :func:`flatten_outputs`).
+    """
+    impl, ref64, ref_dtype = (np.asarray(a, dtype=np.float64).ravel() for a in (impl, ref64, ref_dtype))
+    if not (impl.shape == ref64.shape == ref_dtype.shape):
+        return Comparison(math.inf, math.nan, math.nan, math.inf, False, False, 0,
+                          note=f"size mismatch: impl {impl.size} values, reference {ref64.size}")
+    finite = np.isfinite(ref_dtype) & np.isfinite(ref64)
+    out_of_range = not bool(finite.all())
+    if not finite.any():
+        return Comparison(0.0, 0.0, 0.0, 0.0, True, True, 0, note="reference not finite in this dtype anywhere")
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    r64, rdt, imp = ref64[finite], ref_dtype[finite], impl[finite]
+    scale = max(1.0, float(np.max(np.abs(r64))))
+    floor = floor_ulps * eps * scale
+    err_oracle = float(np.max(np.abs(rdt - r64)))
+    diff = np.abs(imp - r64)
+    if not np.all(np.isfinite(imp)):
+        # the implementation produced inf/nan where the reference in its own dtype is finite
+        worst = int(np.flatnonzero(finite)[np.flatnonzero(~np.isfinite(imp))[0]])
+        return Comparison(math.inf, err_oracle, floor, math.inf, False, out_of_range, int(finite.sum()), worst,
+                          note="implementation not finite where the reference is")
+    err_impl = float(diff.max())
+    ratio = err_impl / max(err_oracle, floor)
+    worst = int(np.flatnonzero(finite)[int(diff.argmax())])
+    return Comparison(err_impl, err_oracle, floor, ratio, ratio <= k, out_of_range, int(finite.sum()), worst)

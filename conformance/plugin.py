@@ -1,0 +1,184 @@
+"""The pytest plugin (entry point ``pytest11: lstm_conformance``).
+
+Options: ``--backend NAME`` (repeatable; default every installed adapter), ``--device cpu|gpu``,
+``--report-dir DIR``, ``--run-id ID``. Properties that take the ``check`` fixture are parametrized over
+``backend:variant``; each check appends a line to ``<report-dir>/<run-id>/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from . import profiles  # noqa: F401  (registers the hypothesis profiles)
+from .adapters import all_names, available_names, load
+from .adapters.base import Adapter
+from .checks import Checker
+from .recording import ResultWriter
+from .xfails import load_xfails, version_matches
+
+_STATE_KEY = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("lstm-conformance")
+    g.addoption("--backend", action="append", default=[], metavar="NAME",
+                help=f"adapter to check (repeatable; default: every installed one). Known: {', '.join(all_names())}")
+    g.addoption("--device", choices=("cpu", "gpu"), default="cpu", help="device the adapters run on")
+    g.addoption("--report-dir", default="reports", help="directory for runs (default: reports)")
+    g.addoption("--run-id", default=None, help="name of this run's directory (default: timestamp + backends)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "rules(*ids): spec rule IDs a property checks")
+    if not config.getoption("hypothesis_profile", None):
+        from hypothesis import settings
+
+        settings.load_profile("dev")
+    config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "used_xfails": set(), "xpassed": [],
+                                "progress": {}, "isatty": sys.stdout.isatty()}
+
+
+def _selected(config) -> list[str]:
+    names = config.getoption("--backend") or available_names()
+    for n in names:
+        if n not in all_names():
+            raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(all_names())}")
+    return names
+
+
+def _adapter(config, name: str) -> Adapter | str:
+    """The adapter instance, or the reason it is unavailable (not installed)."""
+    cache = config.stash[_STATE_KEY]["adapters"]
+    if name not in cache:
+        try:
+            adapter = load(name)
+            reason = adapter.unavailable_reason()
+            cache[name] = adapter if reason is None else f"{name} not installed: {reason}"
+        except ImportError as exc:
+            cache[name] = f"{name} not installed: {exc}"
+    return cache[name]
+
+
+def pytest_generate_tests(metafunc):
+    if "check" not in metafunc.fixturenames:
+        return
+    params, ids = [], []
+    for name in _selected(metafunc.config):
+        adapter = _adapter(metafunc.config, name)
+        variants = adapter.variants if isinstance(adapter, Adapter) else ("default",)
+        for v in variants:
+            params.append((name, v))
+            ids.append(name if v == "default" else f"{name}:{v}")
+    metafunc.parametrize("backend_variant", params, ids=ids)
+
+
+def _writer(config) -> ResultWriter:
+    state = config.stash[_STATE_KEY]
+    if state["writer"] is None:
+        names = _selected(config)
+        run_id = config.getoption("--run-id") or f"{time.strftime('%Y%m%dT%H%M%S')}-{'+'.join(names)}"
+        run_dir = Path(config.getoption("--report-dir")) / run_id
+        from hypothesis import settings
+
+        from . import __version__, errors
+
+        backends = {}
+        for n in names:
+            a = _adapter(config, n)
+            backends[n] = ({"framework": a.framework, "versions": a.versions(), "devices": a.devices(),
+                            "variants": list(a.variants)} if isinstance(a, Adapter) else {"unavailable": a})
+        state["writer"] = ResultWriter(run_dir, {
+            "run_id": run_id, "backends": backends, "device": config.getoption("--device"),
+            "profile": settings._current_profile, "max_examples": settings().max_examples,
+            "derandomize": settings().derandomize, "suite_version": __version__, "K": errors.K,
+            "floor_ulps": errors.FLOOR_ULPS, "pid": os.getpid(), "argv": sys.argv,
+        })
+    return state["writer"]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    state = config.stash[_STATE_KEY]
+    for name in _selected(config):
+        adapter = _adapter(config, name)
+        entries = load_xfails(name)
+        for entry in entries:
+            hit = False
+            for item in items:
+                callspec = getattr(item, "callspec", None)
+                if callspec is None or "backend_variant" not in callspec.params:
+                    continue
+                if callspec.params["backend_variant"][0] != name or not entry.matches(item.nodeid):
+                    continue
+                versions = adapter.versions() if isinstance(adapter, Adapter) else {}
+                if version_matches(entry.versions, versions):
+                    item.add_marker(pytest.mark.xfail(reason=f"{entry.rule} [{entry.versions}] {entry.reason}",
+                                                      strict=False))
+                    item.stash[_XFAIL_KEY] = entry
+                    hit = True
+            if not hit:
+                warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
+                              f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
+
+
+_XFAIL_KEY = pytest.StashKey[object]()
+
+
+@pytest.fixture
+def check(request, backend_variant) -> Checker:
+    name, variant = backend_variant
+    config = request.config
+    adapter = _adapter(config, name)
+    writer = _writer(config)
+    rules_mark = request.node.get_closest_marker("rules")
+    rules = tuple(rules_mark.args) if rules_mark else ()
+    entry = request.node.stash.get(_XFAIL_KEY, None)
+    checker_kw = dict(variant=variant, device=config.getoption("--device"), writer=writer, rules=rules,
+                      test_id=request.node.nodeid, expect_fail=entry.reason if entry else None)
+    if isinstance(adapter, str):
+        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
+                       "property": request.node.originalname, "verdict": "skip", "message": adapter})
+        pytest.skip(adapter)
+    device = checker_kw["device"]
+    if device not in adapter.devices():
+        reason = f"{name}: no {device.upper()} visible to {adapter.framework} (devices: {', '.join(adapter.devices())})"
+        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
+                       "property": request.node.originalname, "verdict": "skip", "message": reason,
+                       "device": device})
+        pytest.skip(reason)
+    return Checker(adapter=adapter, **checker_kw)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and getattr(report, "wasxfail", None) is not None and report.passed:
+        report.user_properties.append(("xpassed", True))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    state = config.stash[_STATE_KEY]
+    writer: ResultWriter | None = state["writer"]
+    if writer is None:
+        return
+    xpassed = [r.nodeid for r in terminalreporter.stats.get("xpassed", [])]
+    for nodeid in xpassed:
+        terminalreporter.write_line(f"lstm-conformance: xfail entry now passes, remove it: {nodeid}", yellow=True)
+    counts = ", ".join(f"{n} {v}" for v, n in writer.counts.items() if n)
+    terminalreporter.write_line(f"lstm-conformance: {writer.executed} checks executed ({counts or 'none'}); "
+                                f"results in {writer.path}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    state = session.config.stash.get(_STATE_KEY, None)
+    if not state or state["writer"] is None:
+        return
+    writer: ResultWriter = state["writer"]
+    status = "finished" if exitstatus in (0, 1) else "interrupted"
+    writer.close(status=status)
+    if writer.executed == 0 and exitstatus == 0:
+        # a conformance run that checked nothing must not pass
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED

@@ -1,0 +1,15 @@
+"""Hypothesis profiles: ``dev`` (quick), ``ci`` (derandomized, gating), ``thorough`` (release checks)."""
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = dict(
+    deadline=None,  # framework builds and traces vary wildly in time; speed is measured in bench/
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much,
+                           HealthCheck.data_too_large, HealthCheck.differing_executors],
+    print_blob=True,
+)
+
+settings.register_profile("dev", max_examples=10, **_COMMON)
+# ci: derandomized so a gating run is reproducible run to run; failures still shrink.
+settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_COMMON)
+settings.register_profile("thorough", max_examples=300, **_COMMON)
