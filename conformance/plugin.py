@@ -40,6 +40,7 @@ def pytest_configure(config):
         from hypothesis import settings
 
         settings.load_profile("dev")
+    _CONFIG["config"] = config
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "used_xfails": set(), "xpassed": [],
                                 "progress": {}, "isatty": sys.stdout.isatty()}
 
@@ -154,9 +155,27 @@ def check(request, backend_variant) -> Checker:
     return Checker(adapter=adapter, **checker_kw)
 
 
-def pytest_runtest_logreport(report):
-    if report.when == "call" and getattr(report, "wasxfail", None) is not None and report.passed:
-        report.user_properties.append(("xpassed", True))
+def pytest_runtest_logfinish(nodeid, location):
+    """Progress on a terminal: cases done per backend after each property (long runs take minutes)."""
+    config = _CONFIG.get("config")
+    if config is None:
+        return
+    state = config.stash[_STATE_KEY]
+    writer = state["writer"]
+    if writer is None or not state["isatty"]:
+        return
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return
+    parts = []
+    for adapter, counts in writer.per_adapter.items():
+        done = sum(counts.values())
+        detail = ", ".join(f"{n} {v}" for v, n in counts.items())
+        parts.append(f"{adapter}: {done} cases ({detail})")
+    tr.write_line(f"  lstm-conformance progress | {' | '.join(parts)}")
+
+
+_CONFIG: dict = {}
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -63,6 +63,7 @@ class ResultWriter:
         self.path = self.run_dir / "results.jsonl"
         self.run_info = dict(run_info)
         self.counts: dict[str, int] = {v: 0 for v in VERDICTS}
+        self.per_adapter: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
         self._fh = open(self.path, "a", buffering=1)
         self.run_info.setdefault("started", time.time())
@@ -75,7 +76,10 @@ class ResultWriter:
         with self._lock:
             self._fh.write(line + "\n")
             self._fh.flush()
-            self.counts[result.get("verdict", "crash")] = self.counts.get(result.get("verdict", "crash"), 0) + 1
+            verdict = result.get("verdict", "crash")
+            self.counts[verdict] = self.counts.get(verdict, 0) + 1
+            mine = self.per_adapter.setdefault(str(result.get("adapter")), {})
+            mine[verdict] = mine.get(verdict, 0) + 1
 
     @property
     def executed(self) -> int:

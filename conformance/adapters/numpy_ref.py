@@ -65,8 +65,8 @@ class NumpyAdapter(Adapter):
     def param_count(self, handle):
         # The reference "framework" reports the size of the canonical arrays it holds.
         cfg = handle.config
-        if cfg.peepholes and cfg.use_bias and cfg.bias_mode == "single":
-            raise Unsupported("peepholes with a single bias: no parameter convention (ONNX has two biases)")
+        if self.param_convention(cfg) in ("torch", "onnx") and cfg.use_bias and cfg.bias_mode == "single":
+            raise Unsupported("one bias with peepholes/projection: the torch and ONNX conventions count two")
         return int(sum(a.size for a in handle.weights.flat().values()))
 
     def param_convention(self, config):
