@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from reference import Config, random_weights
 
-# One settings object for every property here: 30 examples keeps tests/ well under a minute on 2 cores.
-SETTINGS = settings(max_examples=30, deadline=None,
+# One settings object for every property here: 50 small examples keep tests/ well under a minute on 2 cores.
+SETTINGS = settings(max_examples=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # Activations that stay finite for the small inputs drawn here (no 'exponential': it overflows and turns
