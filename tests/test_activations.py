@@ -74,7 +74,7 @@ def test_registry_function_matches_textbook_formula(name):
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_registry_function_keeps_the_dtype_under_test(name, dtype):
-    """NUM-1, ACT-*: an activation computes in the dtype it is given (no silent float64 upcast in the output)."""
+    """NUM-5, ACT-*: an activation computes in the dtype it is given (no silent float64 upcast in the output)."""
     x = np.array([-1.0, 0.0, 0.5], dtype=dtype)
     y = parse_activation(name)(x)
     assert y.dtype == dtype
@@ -83,7 +83,7 @@ def test_registry_function_keeps_the_dtype_under_test(name, dtype):
 
 
 def test_the_two_hard_sigmoids_differ_at_one():
-    """ACT-3, ACT-4: Keras 2 clip(0.2x+0.5) gives 0.7 at x=1; Keras 3 relu6(x+3)/6 gives 4/6 = 0.6667."""
+    """ACT-3, ACT-4, DEF-3: Keras 2 clip(0.2x+0.5) gives 0.7 at x=1; Keras 3 relu6(x+3)/6 gives 4/6 = 0.6667."""
     x = np.array([1.0])
     assert parse_activation("hard_sigmoid_keras2")(x)[0] == pytest.approx(0.7, abs=1e-15)
     assert parse_activation("hard_sigmoid_keras3")(x)[0] == pytest.approx(2 / 3, abs=1e-15)
@@ -153,3 +153,10 @@ def test_config_activation_roles():
     cfg = Config(input_dim=1, units=1, activation="onnx_scaled_tanh(alpha=1.5)", recurrent_activation="hard_sigmoid_keras3")
     assert cfg.act == Activation("onnx_scaled_tanh", (("alpha", 1.5), ("beta", 1.0)))
     assert cfg.recurrent_act.name == "hard_sigmoid_keras3"
+
+
+def test_config_default_activations():
+    """DEF-2: the defaults are activation = tanh, recurrent_activation = sigmoid (Keras >= 2.3, torch, ONNX, Flax)."""
+    cfg = Config(input_dim=1, units=1)
+    assert (cfg.activation, cfg.recurrent_activation) == ("tanh", "sigmoid")
+    assert cfg.act.rule == "ACT-1" and cfg.recurrent_act.rule == "ACT-2"

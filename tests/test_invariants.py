@@ -335,7 +335,7 @@ def test_keras_default_weights(cfg, seed):
 @SETTINGS
 @given(configs(activation="tanh"), seeds, st.integers(1, 6))
 def test_float32_run_is_close_to_float64(cfg, seed, T):
-    """NUM-1: the reference run in float32 computes in float32 and stays within a rounding budget of the
+    """NUM-1, NUM-5: the reference run in float32 computes in float32 and stays within a rounding budget of the
     float64 run: max error <= 1e-5 * T (float32 eps 1.2e-7, a few dozen roundings per step, errors that
     at worst accumulate linearly over steps through c)."""
     w, x = case(cfg, seed, batch=2, timesteps=T)
@@ -351,7 +351,7 @@ def test_float32_run_is_close_to_float64(cfg, seed, T):
 @SETTINGS
 @given(configs(activation="tanh"), seeds)
 def test_float16_runs_and_is_finite_for_moderate_inputs(cfg, seed):
-    """NUM-1: float16 runs in float16 and is finite for |x| ~ 1 with unit-scale weights; it stays within
+    """NUM-5, NUM-2: float16 runs in float16 and is finite for |x| ~ 1 with unit-scale weights; it stays within
     a loose budget of float64 (float16 eps ~1e-3)."""
     cfg = cfg.replace(dtype="float16")
     w, x = case(cfg, seed, batch=2, timesteps=4)
