@@ -109,8 +109,8 @@ ACTIVATIONS: dict[str, _Entry] = {
     ),
     "onnx_elu": _Entry("ACT-25", "x if x > 0 else alpha (exp(x) - 1)", _elu, (("alpha", 1.0),)),
 }
-# ACT-12: swish is the same function as silu; one entry, two names.
-ACTIVATIONS["swish"] = ACTIVATIONS["silu"]
+# ACT-12: swish is the same function as silu (same formula object), listed under its own rule.
+ACTIVATIONS["swish"] = _Entry("ACT-12", "x * sigmoid(x)  (same function as silu, ACT-11)", ACTIVATIONS["silu"].fn)
 
 
 def activation_names() -> list[str]:

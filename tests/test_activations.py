@@ -38,7 +38,7 @@ EXPECTED = {
     "elu": ("ACT-9", lambda x: x if x > 0 else math.exp(x) - 1.0),
     "selu": ("ACT-10", lambda x: 1.0507009873554805 * (x if x > 0 else 1.6732632423543772 * (math.exp(x) - 1.0))),
     "silu": ("ACT-11", lambda x: x * _sig(x)),
-    "swish": ("ACT-11", lambda x: x / (1.0 + math.exp(-x))),  # ACT-12: the same function as silu
+    "swish": ("ACT-12", lambda x: x / (1.0 + math.exp(-x))),  # the same function as silu (ACT-11)
     "gelu": ("ACT-13", lambda x: x * _phi(x)),
     "gelu_tanh": ("ACT-14", lambda x: 0.5 * x * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))),
     "exponential": ("ACT-15", math.exp),
@@ -93,8 +93,9 @@ def test_the_two_hard_sigmoids_differ_at_one():
 
 
 def test_swish_is_silu():
-    """ACT-11, ACT-12: swish and silu are one registry entry."""
-    assert ACTIVATIONS["swish"] is ACTIVATIONS["silu"]
+    """ACT-11, ACT-12: swish and silu share one function; swish is listed under its own rule."""
+    assert ACTIVATIONS["swish"].fn is ACTIVATIONS["silu"].fn
+    assert ACTIVATIONS["swish"].rule == "ACT-12"
     x = np.linspace(-5, 5, 11)
     assert np.array_equal(parse_activation("swish")(x), parse_activation("silu")(x))
 
