@@ -1,0 +1,140 @@
+"""Deliberately broken adapters: the numpy reference with one semantic slip each.
+
+Each is a slip a real framework binding could make. The meta tests run the conformance properties on
+them and require a *fail* naming the rule the slip breaks (``EXPECTED``); the correct ``numpy`` adapter
+must pass the same runs, so the suite is shown to discriminate rather than to fail everything.
+
+They register under ``broken-*`` names through :mod:`broken_plugin` (``pytest -p broken_plugin``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.adapters.base import Capabilities, Output
+from conformance.adapters.numpy_ref import NumpyAdapter
+from reference import Weights, lstm_forward
+from reference.weights import GATES, LayerWeights
+
+I, F = GATES.index("i"), GATES.index("f")
+
+
+def _map_layers(weights: Weights, fn) -> Weights:
+    return Weights([[fn(LayerWeights(**{k: np.array(v, copy=True) for k, v in lw.arrays().items()}))
+                     for lw in dirs] for dirs in weights.layers])
+
+
+class GateSwapAdapter(NumpyAdapter):
+    """i and f blocks of W, U, b (and b2) exchanged: a layout table with two gates in the wrong order."""
+
+    name = "broken-gate-swap"
+
+    def build(self, config, weights, **kw):
+        def swap(lw):
+            for key in ("W", "U", "b", "b2"):
+                arr = getattr(lw, key)
+                if arr is not None:
+                    arr[[I, F]] = arr[[F, I]]
+            return lw
+        return super().build(config, _map_layers(weights, swap), **kw)
+
+
+class NoForgetBiasAdapter(NumpyAdapter):
+    """The forget-gate chunk of every bias dropped (e.g. a loader that skips ``unit_forget_bias``'s chunk)."""
+
+    name = "broken-no-forget-bias"
+
+    def build(self, config, weights, **kw):
+        def drop(lw):
+            for key in ("b", "b2"):
+                arr = getattr(lw, key)
+                if arr is not None:
+                    arr[F] = 0.0
+            return lw
+        return super().build(config, _map_layers(weights, drop), **kw)
+
+
+class GoBackwardsUnreversedAdapter(NumpyAdapter):
+    """go_backwards output flipped back to original time order (Keras returns it in processing order)."""
+
+    name = "broken-go-backwards-unreversed"
+
+    def forward(self, handle, x, **kw):
+        out = super().forward(handle, x, **kw)
+        cfg = handle.config
+        if cfg.go_backwards and cfg.return_sequences:
+            out.output = out.output[:, ::-1]
+        return out
+
+
+class PaddedEndStateAdapter(NumpyAdapter):
+    """Final (h, c) taken after the last *padded* step: the states come from a run that ignores the mask
+    (as if masked steps updated the state), the outputs from the masked run."""
+
+    name = "broken-padded-end-state"
+
+    def forward(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        out = super().forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        if mask is not None:
+            cfg = handle.config
+            unmasked = lstm_forward(cfg, handle.weights, x.astype(cfg.dtype), initial_state=initial_state)
+            out = Output(output=out.output, h=unmasked.h, c=unmasked.c, kernel_path=out.kernel_path)
+        return out
+
+
+class Keras2HardSigmoidAdapter(NumpyAdapter):
+    """Declares Keras 3's ``hard_sigmoid`` (relu6(x+3)/6) but computes Keras 2's clip(0.2x+0.5, 0, 1)."""
+
+    name = "broken-keras2-hard-sigmoid"
+    # A Keras-like activation table, so the drawn cases hit hard_sigmoid often.
+    capabilities = Capabilities(
+        options=NumpyAdapter.capabilities.options,
+        activations={"tanh": "tanh", "sigmoid": "sigmoid", "hard_sigmoid": "hard_sigmoid_keras3", "relu": "relu",
+                     "linear": "linear"},
+        dtypes=("float32", "float64"),
+        merge_modes=NumpyAdapter.capabilities.merge_modes,
+        bias_modes=NumpyAdapter.capabilities.bias_modes,
+        max_layers=NumpyAdapter.capabilities.max_layers,
+    )
+
+    def build(self, config, weights, **kw):
+        swap = {"hard_sigmoid_keras3": "hard_sigmoid_keras2"}
+        computed = config.replace(activation=swap.get(config.activation, config.activation),
+                                  recurrent_activation=swap.get(config.recurrent_activation,
+                                                                config.recurrent_activation))
+        return super().build(computed, weights, **kw)
+
+
+class SecondBiasUncountedAdapter(NumpyAdapter):
+    """Reports a parameter count without the second bias (torch's bias_hh / ONNX's Rb)."""
+
+    name = "broken-param-second-bias"
+
+    def param_count(self, handle):
+        full = super().param_count(handle)
+        return full - sum(lw.b2.size for dirs in handle.weights.layers for lw in dirs if lw.b2 is not None)
+
+
+class NeverInstalledAdapter(NumpyAdapter):
+    """A backend whose framework is never importable: every property skips, so a run checks nothing."""
+
+    name = "broken-never-installed"
+
+    def unavailable_reason(self):
+        return "meta test: this backend is never installed"
+
+
+#: backend name -> (adapter class, property module, property (test function), a rule its fail record must name)
+EXPECTED = {
+    GateSwapAdapter.name: (GateSwapAdapter, "conformance/test_forward.py", "test_forward_matches_reference", "GATE-1"),
+    NoForgetBiasAdapter.name: (NoForgetBiasAdapter, "conformance/test_forward.py", "test_forward_matches_reference",
+                               "GATE-1"),
+    GoBackwardsUnreversedAdapter.name: (GoBackwardsUnreversedAdapter, "conformance/test_direction.py",
+                                        "test_go_backwards_output_in_processing_order", "DIR-2"),
+    PaddedEndStateAdapter.name: (PaddedEndStateAdapter, "conformance/test_masking.py", "test_masked_steps_keep_state",
+                                 "MASK-1"),
+    Keras2HardSigmoidAdapter.name: (Keras2HardSigmoidAdapter, "conformance/test_forward.py",
+                                    "test_activation_choices_match_registry", "ACT-30"),
+    SecondBiasUncountedAdapter.name: (SecondBiasUncountedAdapter, "conformance/test_forward.py",
+                                      "test_param_count_matches_convention", "PARAM-2"),
+}

@@ -1,0 +1,65 @@
+"""The suite must flag each deliberately broken adapter, naming the broken rule, and pass the correct one.
+
+Each run is a real conformance run (subprocess, profile ci: derandomized, so the verdict is
+reproducible). The fail record is the *shrunk* example: hypothesis minimises the case (tiny weights,
+float32, a few steps), which is where a slip is hardest to see, so its ratio is the smallest margin the
+suite showed, not a typical one (``lstm-conformance calibrate`` measures slips on unshrunk cases).
+"""
+
+from __future__ import annotations
+
+import pytest
+from broken_adapters import EXPECTED
+from conftest import SuiteRun, record_broken_result
+
+from conformance import errors
+
+# Each broken adapter runs only the property its slip breaks (keeps the meta tests fast); the correct
+# adapter runs all of those properties together.
+BROKEN = {name: SuiteRun(name, (module,), ("-k", prop)) for name, (_, module, prop, _) in EXPECTED.items()}
+CORRECT = SuiteRun("numpy", tuple(sorted({module for _, module, _, _ in EXPECTED.values()})),
+                   ("-k", " or ".join(sorted({prop for _, _, prop, _ in EXPECTED.values()}))))
+
+
+@pytest.mark.parametrize("suite_run", list(BROKEN.values()), ids=list(BROKEN), indirect=True)
+def test_broken_adapter_is_flagged_with_its_rule(suite_run):
+    name = suite_run.run.backend
+    rule = EXPECTED[name][3]
+    assert suite_run.returncode == 1, f"{name}: expected pytest exit 1 (tests failed)\n{suite_run.describe()}"
+    fails = suite_run.with_verdict("fail")
+    naming = [r for r in fails if rule in r.get("rules", [])]
+    assert naming, (f"{name}: no fail record names {rule}; fail records name "
+                    f"{[r.get('rules') for r in fails]}\n{suite_run.describe()}")
+    assert not suite_run.with_verdict("crash"), f"{name}: the slip should fail the comparison, not crash"
+    ratios = [r["metrics"]["ratio"] for r in naming if (r.get("metrics") or {}).get("ratio") is not None]
+    for r in naming:
+        if "ratio" in (r.get("metrics") or {}):
+            # a comparison fail: the recorded ratio is the evidence, and it must exceed K (NUM-4)
+            assert r["metrics"]["ratio"] is None or r["metrics"]["ratio"] > errors.K, r
+        else:
+            # a count fail (PARAM-*): the record carries both numbers
+            assert r["metrics"]["param_count"] != r["metrics"]["param_expected"], r
+    record_broken_result(name, rule, len(naming), ratios, suite_run.duration)
+    shown = ", ".join(f"{x:.3g}" for x in ratios) or "n/a (parameter count)"
+    print(f"{name}: {len(naming)} fail record(s) naming {rule}; ratios {shown} (K={errors.K:g})")
+
+
+@pytest.mark.parametrize("suite_run", [CORRECT], ids=["numpy"], indirect=True)
+def test_correct_numpy_adapter_passes_the_same_runs(suite_run):
+    """The same properties on the unbroken numpy adapter: exit 0 and not one fail, so the checker discriminates."""
+    assert suite_run.returncode == 0, suite_run.describe()
+    bad = suite_run.with_verdict("fail") + suite_run.with_verdict("crash")
+    assert not bad, f"the correct adapter got {len(bad)} fail/crash records: {[r.get('message') for r in bad]}"
+    passed_rules = {rule for r in suite_run.with_verdict("pass") for rule in r.get("rules", [])}
+    missing = {rule for *_, rule in EXPECTED.values()} - passed_rules
+    assert not missing, f"the correct run never passed a check of {sorted(missing)}: it did not run the same checks"
+
+
+@pytest.mark.parametrize("suite_run", [
+    pytest.param(SuiteRun("numpy", ("conformance",), ("-k", "nothing_matches")), id="all-deselected"),
+    pytest.param(SuiteRun("broken-never-installed", ("conformance/test_forward.py",)), id="every-check-skipped"),
+], indirect=True)
+def test_run_that_executes_no_check_fails(suite_run):
+    """A conformance run that checked nothing must not look like a pass (no check recorded pass/fail)."""
+    assert suite_run.returncode != 0, f"a run with zero checks exited 0\n{suite_run.describe()}"
+    assert not [r for r in suite_run.records if r.get("verdict") != "skip"], suite_run.describe()
