@@ -78,13 +78,14 @@ def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndar
     if lw.b2 is not None:
         bias = bias + lw.b2  # GATE-1: torch/ONNX biases are summed
     # GATE-1: input projections for all steps at once, z_x[B, T, 4, u].
-    zx = np.einsum("btd,gud->btgu", x, lw.W) + bias
-    U = lw.U
+    u = config.units
+    zx = (x @ lw.W.reshape(4 * u, -1).T).reshape(B, T, 4, u) + bias
+    U_t = np.ascontiguousarray(lw.U.reshape(4 * u, -1).T)  # (h, 4u): one matmul per step for all gates
     h, c = h0, c0
     prev_out = np.zeros_like(h0)  # MASK-2: before the first valid step the "previous output" is zeros
     ys = np.empty((B, T, h0.shape[1]), dt)
     for t in range(T):
-        z = zx[:, t] + np.einsum("bh,guh->bgu", h, U)
+        z = zx[:, t] + (h @ U_t).reshape(B, 4, u)
         zi, zf, zc, zo = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
         if lw.P is not None:  # PEEP-1: P rows are (i, o, f); i and f see c_{t-1}
             zi = zi + lw.P[0] * c
