@@ -84,8 +84,8 @@ def run_suite(run: SuiteRun, report_dir: Path) -> SuiteResult:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), str(ROOT), env.get("PYTHONPATH")) if p)
     t0 = time.perf_counter()
-    proc = subprocess.run(run.argv(report_dir), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, timeout=RUN_TIMEOUT_S)
+    proc = subprocess.run(run.argv(report_dir), check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=RUN_TIMEOUT_S)
     run_dir = Path(report_dir) / run.run_id
     records = read_results(run_dir / "results.jsonl")[0] if (run_dir / "results.jsonl").exists() else []
     return SuiteResult(run, proc.returncode, proc.stdout, run_dir, time.perf_counter() - t0, records)

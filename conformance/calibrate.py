@@ -1,0 +1,408 @@
+"""``lstm-conformance calibrate``: the error-ratio distribution of correct backends -> K and floor (NUM-4).
+
+For each backend, ``--cases`` random cases are drawn within its capabilities by the suite's own strategy
+(``strategies.cases``, driven by hypothesis in generate-only mode with a fixed seed: deterministic, no
+shrinking), each run on the backend and on the reference in float64 and in the case's dtype, and judged
+with :func:`conformance.errors.compare`. Sizes are capped for speed (timesteps, units and input_dim at
+most ``MAX_SIZE``; the error model's ratio does not grow with size, which is the point of the oracle).
+
+For contrast the same cases are run through *known semantic slips*, simulated on the reference itself
+(a slip is a perturbed weight set or activation, run in the case's dtype and judged exactly like a
+backend): i and f gates swapped, forget-gate bias dropped, Keras 2 ``hard_sigmoid`` computed where
+Keras 3's is declared. A slip that changes nothing on a case (e.g. a dropped forget bias when
+``c_{t-1} = 0`` throughout) is *not observable* there and left out of the slip statistics.
+
+The suggestion: for each candidate ``floor_ulps``, ``K`` = the smallest power of two >= 4 x the largest
+ratio of any correct backend; the floor that leaves the slips furthest above that ``K`` is suggested.
+Backends are calibrated in their own environments (one framework per process); merge the ``--json``
+files with ``python -m conformance.calibrate --merge a.json b.json ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reference import lstm_forward
+from reference.weights import GATES, LayerWeights, Weights
+
+from . import errors
+
+__all__ = ["SLIPS", "calibrate_backend", "main", "merge", "suggest"]
+
+MAX_SIZE = 64  # cap on timesteps, units and input_dim for calibration runs (speed)
+CANDIDATE_FLOOR_ULPS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+MARGIN = 4.0  # K >= MARGIN x the largest ratio of a correct backend
+_I, _F = GATES.index("i"), GATES.index("f")
+
+
+# ---- slips simulated on the reference ----------------------------------------------------------------
+def _map_weights(weights: Weights, fn) -> Weights:
+    return Weights([[fn(LayerWeights(**{k: np.array(v, copy=True) for k, v in lw.arrays().items()}))
+                     for lw in dirs] for dirs in weights.layers])
+
+
+def _swap_if(lw: LayerWeights) -> LayerWeights:
+    for key in ("W", "U", "b", "b2"):
+        arr = getattr(lw, key)
+        if arr is not None:
+            arr[[_I, _F]] = arr[[_F, _I]]
+    return lw
+
+
+def _drop_forget_bias(lw: LayerWeights) -> LayerWeights:
+    for key in ("b", "b2"):
+        arr = getattr(lw, key)
+        if arr is not None:
+            arr[_F] = 0.0
+    return lw
+
+
+def _slip_gate_swap(config, weights):
+    return config, config, _map_weights(weights, _swap_if)  # (reference config, slip config, slip weights)
+
+
+def _slip_forget_bias(config, weights):
+    if not config.use_bias:
+        return None
+    return config, config, _map_weights(weights, _drop_forget_bias)
+
+
+def _slip_hard_sigmoid(config, weights):
+    # The slip needs hard_sigmoid in play: the recurrent activation (gates i, f, o) is set to Keras 3's
+    # hard_sigmoid for the reference and to Keras 2's for the slip; same weights and inputs.
+    ref = config.replace(recurrent_activation="hard_sigmoid_keras3")
+    slip = ref.replace(recurrent_activation="hard_sigmoid_keras2",
+                       activation="hard_sigmoid_keras2" if ref.activation == "hard_sigmoid_keras3" else ref.activation)
+    return ref, slip, weights
+
+
+#: slip name -> fn(config, weights) -> (reference config, slip config, slip weights) | None (not applicable)
+SLIPS = {
+    "gate-swap-i-f": _slip_gate_swap,
+    "forget-bias-dropped": _slip_forget_bias,
+    "keras2-hard-sigmoid-for-keras3": _slip_hard_sigmoid,
+}
+
+
+# ---- one case ----------------------------------------------------------------------------------------
+def _flat(res) -> np.ndarray:
+    return errors.flatten_outputs(res.output, res.h, res.c)
+
+
+@dataclass
+class _Row:
+    """What calibration keeps of one case: enough to recompute the ratio under any floor."""
+
+    dtype: str
+    err_impl: float
+    err_oracle: float
+    ymax: float  # max |y_ref64| over the compared (finite) values; NUM-1's scale is max(1, ymax)
+    out_of_range: bool
+    describe: dict
+
+    def ratio(self, floor_ulps: float = errors.FLOOR_ULPS, clamp: bool = True) -> float:
+        """NUM-1's ratio under ``floor_ulps``; ``clamp=False`` measures the floor from max|y| itself, not
+        max(1, max|y|) (a candidate formula, reported for comparison only)."""
+        scale = max(1.0, self.ymax) if clamp else self.ymax
+        floor = floor_ulps * float(np.finfo(np.dtype(self.dtype)).eps) * scale
+        denom = max(self.err_oracle, floor)
+        return self.err_impl / denom if denom > 0 else (0.0 if self.err_impl == 0 else math.inf)
+
+
+def _measure(impl, ref64, refdt, dtype: str) -> tuple[float, float, float, bool] | None:
+    """(err_impl, err_oracle, ymax, out_of_range) as errors.compare sees them; None on a size mismatch."""
+    cmp = errors.compare(impl, ref64, refdt, dtype)
+    if cmp.note.startswith("size"):
+        return None
+    if cmp.compared == 0:
+        return 0.0, 0.0, 0.0, True
+    finite = np.isfinite(refdt) & np.isfinite(ref64)
+    return cmp.err_impl, cmp.err_oracle, float(np.max(np.abs(ref64[finite]))), cmp.out_of_range
+
+
+def _reference(case, config, weights, dtype):
+    return _flat(lstm_forward(config, weights, case.x, mask=case.mask, initial_state=case.initial_state,
+                              masked_output=case.masked_output, dtype=dtype))
+
+
+def _slip_rows(case, ref64, refdt) -> dict[str, _Row]:
+    out = {}
+    dt = case.config.dtype
+    for name, make in SLIPS.items():
+        made = make(case.config, case.weights)
+        if made is None:
+            continue
+        ref_cfg, slip_cfg, slip_w = made
+        r64, rdt = (ref64, refdt) if ref_cfg == case.config else (
+            _reference(case, ref_cfg, case.weights, "float64"), _reference(case, ref_cfg, case.weights, dt))
+        slip64 = _reference(case, slip_cfg, slip_w, "float64")
+        finite = np.isfinite(slip64) & np.isfinite(r64)
+        if not np.any(np.abs(slip64[finite] - r64[finite]) > 0):
+            continue  # the slip does not change this case at all: not observable here
+        m = _measure(_reference(case, slip_cfg, slip_w, dt), r64, rdt, dt)
+        if m is not None:
+            out[name] = _Row(dt, *m, describe={})
+    return out
+
+
+# ---- drawing cases -----------------------------------------------------------------------------------
+def _for_each_case(adapter, variant: str, n: int, seed: int, fn) -> None:
+    """Call ``fn(case)`` on ``n`` cases the adapter supports, drawn deterministically from ``seed``."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    from .strategies import cases
+
+    small = st.one_of(st.integers(1, 8), st.integers(1, 8), st.integers(1, MAX_SIZE))  # as strategies._size
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, derandomize=False,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(data=st.data())
+    def draw(data):
+        fixed = {"units": data.draw(small, label="units"), "input_dim": data.draw(small, label="input_dim")}
+        fn(data.draw(cases(adapter, variant, "cpu", fixed=fixed, max_timesteps=MAX_SIZE, long_sequences=False),
+                     label="case"))
+
+    draw()
+
+
+def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
+    """Run ``n`` cases on backend ``name``; return its rows, slip rows, crashes and timing."""
+    from hypothesis import reject
+
+    from .adapters import load
+    from .adapters.base import Unsupported
+
+    adapter = load(name)
+    reason = adapter.unavailable_reason()
+    if reason is not None:
+        return {"backend": name, "unavailable": reason}
+    # Variants are the same math through another layout or entry point; the first one is calibrated, on CPU.
+    variant = adapter.variants[0]
+    rows: list[_Row] = []
+    slips: dict[str, list[_Row]] = {s: [] for s in SLIPS}
+    crashes: list[dict] = []
+    t0 = time.perf_counter()
+
+    def one(case):
+        try:
+            handle = adapter.build(case.config, case.weights, variant=variant, device="cpu")
+            out = adapter.forward(handle, case.x, mask=case.mask, initial_state=case.initial_state,
+                                  masked_output=case.masked_output)
+            impl = errors.flatten_outputs(out.output, out.h, out.c)
+        except Unsupported:
+            reject()
+        except Exception as exc:  # noqa: BLE001 - a crash is a calibration result, not a reason to stop
+            crashes.append({"case": case.describe(), "error": f"{type(exc).__name__}: {exc}"[:300]})
+            return
+        ref64 = _reference(case, case.config, case.weights, "float64")
+        refdt = _reference(case, case.config, case.weights, case.config.dtype)
+        m = _measure(impl, ref64, refdt, case.config.dtype)
+        if m is None:
+            crashes.append({"case": case.describe(), "error": f"output size {impl.size}, reference {ref64.size}"})
+            return
+        rows.append(_Row(case.config.dtype, *m, describe=case.describe()))
+        for slip, row in _slip_rows(case, ref64, refdt).items():
+            slips[slip].append(row)
+        if progress and len(rows) % 250 == 0:
+            progress(f"  {name}: {len(rows)} cases, {time.perf_counter() - t0:.0f}s")
+
+    _for_each_case(adapter, variant, n, seed, one)
+    return {"backend": name, "variant": variant, "framework": adapter.framework, "versions": adapter.versions(),
+            "rows": rows, "slips": slips, "crashes": crashes, "seconds": time.perf_counter() - t0}
+
+
+# ---- statistics --------------------------------------------------------------------------------------
+def _quantiles(a: np.ndarray, ps) -> list[float]:
+    # "nearest": ratios may be inf (a non-finite slip output); interpolating between infs gives nan
+    return [float(np.quantile(a, p, method="nearest")) if a.size else math.nan for p in ps]
+
+
+def _stats(ratios: list[float], k: float) -> dict:
+    if not ratios:
+        return {"cases": 0}
+    a = np.asarray(ratios, dtype=np.float64)
+    p01, median, p99 = _quantiles(a, (0.01, 0.5, 0.99))
+    return {"cases": int(a.size), "min": float(a.min()), "p01": p01, "median": median, "p99": p99,
+            "max": float(a.max()),
+            "above_K": int(np.sum(a > k))}
+
+
+def _pow2_at_least(x: float) -> float:
+    return float(2 ** math.ceil(math.log2(x))) if x > 1 else 1.0
+
+
+def suggest(rows: list[_Row], slip_rows: list[_Row]) -> dict:
+    """Per candidate floor: K = pow2 >= MARGIN x max correct ratio, and how many slip cases that K catches.
+
+    Candidates use NUM-1's floor (clamped scale max(1, max|y|)); the same with an unclamped scale is
+    listed for comparison (``clamp: false``) but not suggested, as it changes the formula, not a number.
+    """
+    table = []
+    for clamp in (True, False):
+        for fu in CANDIDATE_FLOOR_ULPS:
+            worst = max((r.ratio(fu, clamp) for r in rows), default=0.0)
+            k = max(_pow2_at_least(MARGIN * worst), MARGIN)
+            sr = np.asarray([r.ratio(fu, clamp) for r in slip_rows], dtype=np.float64)
+            p01, median = _quantiles(sr, (0.01, 0.5))
+            table.append({"clamp": clamp, "floor_ulps": fu, "max_correct_ratio": worst, "K": k,
+                          "slip_min": float(sr.min()) if sr.size else math.nan, "slip_p01": p01,
+                          "slip_median": median, "slips_caught": int(np.sum(sr > k)), "slips": int(sr.size)})
+    # Most slip cases caught at its own K wins; ties go to the current floor, then to the larger floor
+    # (more robust to backends not in this calibration).
+    best = max((t for t in table if t["clamp"]),
+               key=lambda t: (t["slips_caught"], t["floor_ulps"] == errors.FLOOR_ULPS, t["floor_ulps"]))
+    return {"candidates": table, "suggested": best, "margin": MARGIN}
+
+
+def _summaries(result: dict) -> dict:
+    by_dtype: dict[str, dict] = {}
+    for dt in sorted({r.dtype for r in result["rows"]}):
+        rows = [r for r in result["rows"] if r.dtype == dt]
+        ratios = [r.ratio(errors.FLOOR_ULPS) for r in rows]
+        st = _stats(ratios, errors.K)
+        st["out_of_range"] = sum(r.out_of_range for r in rows)
+        st["floor_decides"] = sum(r.err_oracle < errors.FLOOR_ULPS * np.finfo(np.dtype(dt)).eps * max(1.0, r.ymax)
+                                  for r in rows)
+        worst = rows[int(np.argmax(ratios))]
+        st["worst_case"] = worst.describe
+        st["worst_err_impl"], st["worst_err_oracle"] = worst.err_impl, worst.err_oracle
+        by_dtype[dt] = st
+    slips = {}
+    for s, srows in result["slips"].items():
+        slips[s] = {dt: _stats([r.ratio(errors.FLOOR_ULPS) for r in srows if r.dtype == dt], errors.K)
+                    for dt in sorted({r.dtype for r in srows})}
+    return {"dtypes": by_dtype, "slips": slips}
+
+
+def _fmt(x) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+
+def _print_backend(name: str, summ: dict, result: dict, out=sys.stdout) -> None:
+    print(f"\n{name}:{result['variant']} ({result.get('versions')}): {len(result['rows'])} cases in "
+          f"{result['seconds']:.1f}s, {len(result['crashes'])} crashed", file=out)
+    print(f"  {'dtype':<8}{'cases':>6}{'min':>10}{'median':>10}{'p99':>10}{'max':>10}{'>K':>5}{'out of range':>14}"
+          f"{'floor decides':>15}", file=out)
+    for dt, s in summ["dtypes"].items():
+        print(f"  {dt:<8}{s['cases']:>6}{_fmt(s['min']):>10}{_fmt(s['median']):>10}{_fmt(s['p99']):>10}"
+              f"{_fmt(s['max']):>10}{s['above_K']:>5}{s['out_of_range']:>14}{s['floor_decides']:>15}", file=out)
+    print("  slips on the same cases (observable cases only):", file=out)
+    for slip, per in summ["slips"].items():
+        for dt, s in per.items():
+            print(f"    {slip:<32}{dt:<8}{s['cases']:>6} cases  min {_fmt(s['min'])}  p01 {_fmt(s['p01'])}  "
+                  f"median {_fmt(s['median'])}  caught at K={errors.K:g}: {s['above_K']}/{s['cases']}",
+                  file=out)
+    for c in result["crashes"][:3]:
+        print(f"  crash: {c['error']}  case {c['case']}", file=out)
+
+
+def _print_suggestion(sug: dict, out=sys.stdout) -> None:
+    print(f"\nK per floor (K = power of two >= {sug['margin']:g} x max correct ratio); slips judged at that K:", file=out)
+    print(f"  {'floor scale':<14}{'floor_ulps':>10}{'max ratio':>12}{'K':>8}{'slip min':>12}{'slip p01':>12}"
+          f"{'slip median':>13}{'caught':>14}", file=out)
+    for t in sug["candidates"]:
+        scale = "max(1,|y|)" if t["clamp"] else "|y| (alt.)"
+        print(f"  {scale:<14}{t['floor_ulps']:>10g}{_fmt(t['max_correct_ratio']):>12}{t['K']:>8g}"
+              f"{_fmt(t['slip_min']):>12}{_fmt(t['slip_p01']):>12}{_fmt(t['slip_median']):>13}"
+              f"{t['slips_caught']:>8}/{t['slips']:<5}", file=out)
+    s = sug["suggested"]
+    print(f"suggested: K = {s['K']:g}, floor_ulps = {s['floor_ulps']:g} (current: K = {errors.K:g}, "
+          f"floor_ulps = {errors.FLOOR_ULPS:g})", file=out)
+
+
+def _rows_json(rows: list[_Row]) -> list[dict]:
+    return [{"dtype": r.dtype, "err_impl": r.err_impl, "err_oracle": r.err_oracle, "ymax": r.ymax,
+             "out_of_range": r.out_of_range, **({"case": r.describe} if r.describe else {})} for r in rows]
+
+
+def _rows_from_json(items: list[dict]) -> list[_Row]:
+    # JSON has no inf: recording writes a non-finite err_impl (implementation not finite) as null
+    return [_Row(i["dtype"], math.inf if i["err_impl"] is None else i["err_impl"], i["err_oracle"] or 0.0,
+                 i["ymax"] or 0.0, i["out_of_range"], i.get("case", {})) for i in items]
+
+
+def main(args) -> int:
+    from .adapters import available_names
+
+    names = args.backend or available_names()
+    if args.cases < 1:
+        raise ValueError(f"--cases {args.cases}: must be >= 1")
+    print(f"lstm-conformance calibrate: {args.cases} cases per backend, seed {args.seed}, timesteps/units/input_dim "
+          f"<= {MAX_SIZE}; current K = {errors.K:g}, floor_ulps = {errors.FLOOR_ULPS:g}")
+    report = {"K": errors.K, "floor_ulps": errors.FLOOR_ULPS, "cases_requested": args.cases, "seed": args.seed,
+              "max_size": MAX_SIZE, "python": platform.python_version(), "backends": {}}
+    all_rows, all_slips = [], []
+    status = 0
+    for name in names:
+        t0 = time.perf_counter()
+        result = calibrate_backend(name, args.cases, args.seed, progress=lambda m: print(m, flush=True))
+        if "unavailable" in result:
+            print(f"\n{name}: not installed ({result['unavailable']})")
+            report["backends"][name] = {"unavailable": result["unavailable"]}
+            continue
+        summ = _summaries(result)
+        _print_backend(name, summ, result)
+        all_rows += result["rows"]
+        all_slips += [r for rows in result["slips"].values() for r in rows]
+        if result["crashes"]:
+            status = 1
+        report["backends"][name] = {
+            "framework": result["framework"], "variant": result["variant"], "versions": result["versions"],
+            "seconds": time.perf_counter() - t0,
+            "summary": summ, "crashes": result["crashes"], "rows": _rows_json(result["rows"]),
+            "slip_rows": {s: _rows_json(rows) for s, rows in result["slips"].items()}}
+    if all_rows:
+        report["suggestion"] = suggest(all_rows, all_slips)
+        _print_suggestion(report["suggestion"])
+    if args.json:
+        from .recording import write_json_atomic
+
+        write_json_atomic(args.json, report)
+        print(f"numbers written to {args.json}")
+    return status
+
+
+def merge(paths: list[str], out=sys.stdout) -> dict:
+    """Combine calibration JSON files (one per environment) into one suggestion over all backends."""
+    rows, slips, merged = [], [], {}
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        for name, b in data["backends"].items():
+            if "rows" not in b:
+                continue
+            merged[name] = b
+            rows += _rows_from_json(b["rows"])
+            slips += [r for items in b["slip_rows"].values() for r in _rows_from_json(items)]
+    print(f"{'backend':<18}{'dtype':<9}{'cases':>6}{'min':>10}{'median':>10}{'p99':>10}{'max':>10}{'>K':>5}"
+          f"{'out of range':>14}", file=out)
+    for name, b in merged.items():
+        for dt, s in b["summary"]["dtypes"].items():
+            print(f"{name:<18}{dt:<9}{s['cases']:>6}{_fmt(s['min']):>10}{_fmt(s['median']):>10}{_fmt(s['p99']):>10}"
+                  f"{_fmt(s['max']):>10}{s['above_K']:>5}{s['out_of_range']:>14}", file=out)
+    sug = suggest(rows, slips)
+    _print_suggestion(sug, out=out)
+    return {"backends": sorted(merged), "suggestion": sug}
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="python -m conformance.calibrate", description="merge calibration JSON files")
+    p.add_argument("--merge", nargs="+", required=True, metavar="JSON")
+    p.add_argument("--json", metavar="FILE", help="write the merged suggestion here")
+    a = p.parse_args()
+    result = merge(a.merge)
+    if a.json:
+        from .recording import write_json_atomic
+
+        write_json_atomic(a.json, result)
