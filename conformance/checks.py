@@ -10,6 +10,7 @@ Hypothesis replays a failing example after shrinking it; only that final, minima
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 import traceback
@@ -29,6 +30,7 @@ from . import errors
 from .adapters.base import Adapter, Output, Unsupported
 from .recording import ResultWriter
 from .strategies import Case, cases
+from .xfails import case_facts
 
 __all__ = ["Checker", "CheckFailure"]
 
@@ -59,6 +61,7 @@ class Checker:
     rules: tuple[str, ...]
     test_id: str
     expect_fail: str | None = None  # an xfail entry's reason: failures are recorded as xfail
+    case_xfails: tuple = ()  # xfail entries with a WHEN: only the cases they describe are expected to fail
 
     # ---- helpers ----------------------------------------------------------------------------
     def cases(self, **kw):
@@ -111,6 +114,17 @@ class Checker:
     def _verdict_fail(self) -> str:
         return "xfail" if self.expect_fail else "fail"
 
+    def _case_xfail(self, case: Case | None):
+        """The WHEN xfail entry describing ``case``, if any (conformance/xfails)."""
+        if case is None or not self.case_xfails:
+            return None
+        facts = case_facts(case.describe(), self.variant)
+        return next((e for e in self.case_xfails if e.matches_case(facts)), None)
+
+    def _record_case_xfail(self, entry, case: Case, property_: str, message: str, t0: float, **kw) -> None:
+        self._record(property_=property_, verdict="xfail", case=case, duration=time.perf_counter() - t0,
+                     message=f"{entry.rule} [{entry.versions}] {entry.reason} ({entry.source}): {message}", **kw)
+
     def _guard(self, fn: Callable[[], Any], case: Case | None, property_: str, t0: float):
         """Run adapter code: Unsupported -> reject the draw; other exceptions -> crash (recorded when final)."""
         try:
@@ -118,6 +132,11 @@ class Checker:
         except Unsupported:
             reject()
         except Exception as exc:  # noqa: BLE001 - an adapter crash is a result, recorded then re-raised
+            entry = self._case_xfail(case)
+            if entry is not None:  # a known crash for this kind of case: recorded, the test goes on
+                tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                self._record_case_xfail(entry, case, property_, f"{self.adapter.name} raised {tb}", t0)
+                reject()
             if _is_final():
                 tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 repro = self._save_repro(case, property_) if case is not None else None
@@ -132,6 +151,11 @@ class Checker:
         if ok:
             self._record(property_=property_, verdict="pass", case=case, metrics=metrics, kernel_path=kernel_path,
                          precision=precision, duration=duration, config=config)
+            return
+        entry = self._case_xfail(case)
+        if entry is not None:  # a known disagreement for this kind of case: recorded, the test goes on
+            self._record_case_xfail(entry, case, property_, message, t0, metrics=metrics, kernel_path=kernel_path,
+                                    precision=precision)
             return
         if not _is_final():
             raise CheckFailure(message)  # hypothesis is still shrinking: record only the minimal example
@@ -230,6 +254,8 @@ class Checker:
         run on the whole sequence. (With masks only the 'zero' rule continues exactly: a 'carry' output
         restarts from zeros at each call, MASK-2.)"""
         t0 = time.perf_counter()
+        # the split point travels with the case description, so a repro blob can replay this exact check
+        case = dataclasses.replace(case, extra={**case.extra, "split": split})
         cfg = case.config
         x1, x2 = case.x[:, :split], case.x[:, split:]
         m1 = m2 = None
