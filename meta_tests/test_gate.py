@@ -1,0 +1,100 @@
+"""``lstm-conformance gate``: a correct run passes against a stored baseline; a regression fails, by name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import report_fixtures
+from report_fixtures import ROOT, killed_copy
+
+from conformance import gate
+from conformance.report import make_report
+
+_SUMMARIES: dict[str, object] = {}
+
+
+@pytest.fixture(scope="module")
+def harness_runs(tmp_path_factory):
+    return report_fixtures.harness_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def summaries(harness_runs, tmp_path_factory):
+    """Report directories: the stored baseline and three later runs of the same backend (numpy)."""
+    if not _SUMMARIES:
+        base = tmp_path_factory.mktemp("gate")
+        killed = killed_copy(harness_runs.get("good-b"), base / "killed-run", keep_lines=3)
+        for name, runs in {"baseline": ["good-a"], "correct": ["good-b"], "regressed": ["regressed"]}.items():
+            make_report([harness_runs.get(r) for r in runs], base / name)
+        make_report([killed], base / "killed")
+        _SUMMARIES.update({name: base / name for name in ("baseline", "correct", "regressed", "killed")})
+    return _SUMMARIES
+
+
+def _gate(baseline, run, capsys, factor=4.0) -> tuple[int, str]:
+    rc = gate.main(argparse.Namespace(baseline=str(baseline), run=str(run), ratio_factor=factor))
+    cap = capsys.readouterr()
+    return rc, cap.out + cap.err
+
+
+def test_correct_run_passes_against_the_stored_baseline(summaries, capsys):
+    rc, out = _gate(summaries["baseline"] / "summary.json", summaries["correct"], capsys)
+    assert rc == 0, out
+    assert "no regression" in out
+
+
+def test_gate_swapped_release_fails_naming_the_rule(summaries, capsys):
+    rc, out = _gate(summaries["baseline"], summaries["regressed"] / "summary.json", capsys)
+    assert rc == 1, out
+    assert "NEW FAILURE" in out and "forward [" in out
+    assert "GATE-1" in out and "GATE-2" in out
+    assert "repro/" in out, "the diff points at the failure's repro script"
+
+
+def test_killed_run_is_a_crash_and_its_missing_checks_disappear(summaries, capsys):
+    rc, out = _gate(summaries["baseline"], summaries["killed"], capsys)
+    assert rc == 1, out
+    assert "CRASHED" in out and "killed" in out
+    assert "DISAPPEARED" in out
+
+
+def test_error_ratio_worse_than_the_factor_is_a_regression(summaries, tmp_path, capsys):
+    data = json.loads((summaries["baseline"] / "summary.json").read_text())
+    stats = data["backends"]["numpy"]["ratios_by_property"]["forward"]
+    stats["p99"] = stats["max"] = 10 * max(stats["max"], 1.0)
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    rc, out = _gate(summaries["baseline"], tmp_path, capsys)
+    assert rc == 1 and "RATIO" in out and "forward" in out, out
+    rc, out = _gate(summaries["baseline"], tmp_path, capsys, factor=20)
+    assert rc == 0, out
+
+
+def test_backend_missing_from_the_run_is_reported(summaries, tmp_path, capsys):
+    data = json.loads((summaries["baseline"] / "summary.json").read_text())
+    data["backends"] = {}
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    rc, out = _gate(summaries["baseline"], tmp_path, capsys)
+    assert rc == 1 and "DISAPPEARED" in out and "numpy" in out
+
+
+def test_unusable_input_exits_2(summaries, tmp_path, capsys):
+    (tmp_path / "junk.json").write_text("{not json")
+    (tmp_path / "other.json").write_text(json.dumps({"schema_version": 1, "backends": []}))
+    for bad in (tmp_path / "missing.json", tmp_path / "junk.json", tmp_path / "other.json", tmp_path):
+        rc, out = _gate(summaries["baseline"], bad, capsys)
+        assert rc == 2, (bad, out)
+        rc, out = _gate(bad, summaries["correct"], capsys)
+        assert rc == 2, (bad, out)
+    assert "does not match schema.json" in _gate(summaries["baseline"], tmp_path / "other.json", capsys)[1]
+
+
+def test_gate_command_line(summaries):
+    """What a framework's CI runs: the console entry point's exit status."""
+    proc = subprocess.run([sys.executable, "-m", "conformance.cli", "gate", "--baseline",
+                           str(summaries["baseline"] / "summary.json"), str(summaries["regressed"])],
+                          cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert proc.returncode == 1 and "GATE-1" in proc.stdout, proc.stdout

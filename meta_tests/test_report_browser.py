@@ -1,0 +1,122 @@
+"""The report as a person sees it: index.html opened in headless Chromium (Debian's package, driven by
+Playwright for Python; never a browser downloaded by ``playwright install``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import report_fixtures
+
+_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def swapped_report(tmp_path_factory):
+    return report_fixtures.swapped_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory):
+    return report_fixtures.hostile_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="Playwright for Python is not installed (pip install playwright)")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=_ARGS)
+        yield b
+        b.close()
+
+
+class _Watch:
+    """Console errors, page errors, dialogs and every request a page makes (anything but file: is blocked)."""
+
+    def __init__(self, page):
+        self.errors, self.requests, self.dialogs = [], [], []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+
+    def network(self) -> list[str]:
+        return [u for u in self.requests if not u.startswith("file:")]
+
+
+def _save(page, out: Path, name: str) -> Path:
+    shots = out / "screenshots"
+    shots.mkdir(exist_ok=True)
+    path = shots / name
+    page.screenshot(path=str(path), full_page=False)
+    extra = os.environ.get("LSTM_REPORT_SCREENSHOTS")  # keep a copy outside pytest's temp dirs
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(extra) / name)
+    return path
+
+
+def test_matrix_and_failures_render_without_errors_or_network(browser, swapped_report):
+    out, summary = swapped_report
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = _Watch(page)
+    page.goto((out / "index.html").as_uri())
+    assert page.title().startswith("LSTM conformance report")
+    _save(page, out, "top.png")
+
+    matrix = page.locator("table.matrix")
+    assert matrix.is_visible()
+    headers = [t.strip() for t in matrix.locator("thead th.be").all_inner_texts()]
+    assert headers == list(summary["backends"])
+    cell = page.locator("#rule-GATE-1 td.cell a.c-fail")
+    assert cell.count() == 1 and "fail" in cell.inner_text()
+    assert page.locator("#rule-GATE-1 td.cell a.c-pass").count() >= 1, "the correct backend passes GATE-1"
+    matrix.scroll_into_view_if_needed()
+    _save(page, out, "matrix.png")
+
+    cell.click()  # a cell opens the list of its cases
+    cases = page.locator("#cases-numpy-swapped-if--GATE-1")
+    assert cases.get_attribute("open") is not None and cases.is_visible()
+    assert cases.locator(".badge.b-fail").first.is_visible()
+    _save(page, out, "cases.png")
+
+    failure = page.locator(".failure.fail").first
+    failure.scroll_into_view_if_needed()
+    assert failure.is_visible()
+    text = failure.inner_text()
+    assert "GATE-1" in text and "ratio" in text and "conformance.repro" in text
+    _save(page, out, "failures.png")
+
+    alert = page.locator(".alert", has_text="killed-run")
+    assert alert.is_visible() and "killed" in alert.inner_text()
+    page.locator("#ratios").scroll_into_view_if_needed()
+    assert page.locator("#ratios svg rect").count() > 0
+    _save(page, out, "ratios.png")
+    page.locator("#params").scroll_into_view_if_needed()
+    _save(page, out, "params.png")
+
+    assert watch.errors == [], watch.errors
+    assert watch.network() == [], f"the report fetched {watch.network()}"
+    page.close()
+
+
+def test_markup_from_results_does_not_run(browser, hostile_report):
+    out, _ = hostile_report
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = _Watch(page)
+    page.goto((out / "index.html").as_uri())
+    page.locator("#failures").scroll_into_view_if_needed()
+    assert page.locator(".failure").count() == 2
+    assert "<script>alert('message')</script>" in page.locator(".failure pre.msg").first.inner_text()
+    _save(page, out, "hostile.png")
+    assert watch.dialogs == [] and watch.errors == [], (watch.dialogs, watch.errors)
+    assert watch.network() == [], f"the report fetched {watch.network()}"
+    page.close()
