@@ -152,6 +152,13 @@ def check(request, backend_variant) -> Checker:
                        "property": request.node.originalname, "verdict": "skip", "message": reason,
                        "device": device})
         pytest.skip(reason)
+    reason = adapter.variant_unavailable_reason(variant, device)
+    if reason:
+        # a variant that cannot run here at all: skip with its reason instead of drawing only rejected cases
+        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
+                       "property": request.node.originalname, "verdict": "skip", "message": reason,
+                       "device": device})
+        pytest.skip(f"{name}:{variant}: {reason}")
     return Checker(adapter=adapter, **checker_kw)
 
 

@@ -95,6 +95,11 @@ class Adapter:
         return ["cpu"]
 
     # ---- per-case support ---------------------------------------------------------------------
+    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
+        """None when ``variant`` can run on ``device`` at all; else why every check of it is skipped
+        (e.g. a cuDNN variant without a GPU). Checked once per test, before any case is drawn."""
+        return None
+
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         """MASK-2 rules this adapter/variant can produce for ``config`` ('carry', 'zero')."""
         return ("carry", "zero")
