@@ -92,7 +92,9 @@ def test_matrix_and_failures_render_without_errors_or_network(browser, swapped_r
     failure.scroll_into_view_if_needed()
     assert failure.is_visible()
     text = failure.inner_text()
-    assert "GATE-1" in text and "ratio" in text and "conformance.repro" in text
+    assert "GATE-1" in text and "ratio" in text and "lstm-conformance repro repro/" in text
+    failure.locator("details", has_text="the script").locator("summary").click()
+    assert failure.locator("pre", has_text="from conformance.repro import main").is_visible()
     _save(page, out, "failures.png")
 
     alert = page.locator(".alert", has_text="killed-run")
