@@ -89,6 +89,9 @@ class Checker:
         rec.update(property=property_, verdict=verdict, message=message, duration=round(duration, 6),
                    kernel_path=kernel_path, precision=precision, metrics=metrics or {}, repro=repro)
         if case is not None:
+            # every check that runs a case exercises its two activation functions (ACT-*)
+            acts = [a.rule for a in (case.config.act, case.config.recurrent_act) if a.rule not in rec["rules"]]
+            rec["rules"] = rec["rules"] + sorted(set(acts))
             rec["config"] = case.describe()
             rec["dtype"] = case.config.dtype
             rec["seed"] = case.seed
@@ -205,7 +208,7 @@ class Checker:
                           errors.flatten_outputs(parts_dt))
         msg = "" if cmp.passed else (
             f"ratio {cmp.ratio:.3g} > K={errors.K:g} (err_impl {cmp.err_impl:.3g}, err_oracle {cmp.err_oracle:.3g}, "
-            f"floor {cmp.floor:.3g}); {cmp.note}; case {case.describe()}")
+            f"floor {cmp.floor:.3g}){'; ' + cmp.note if cmp.note else ''}; case {case.describe()}")
         return cmp, msg, {"shapes": got_shapes}
 
     # ---- checks ----------------------------------------------------------------------------------
