@@ -1,0 +1,329 @@
+"""The ``torch`` adapter: ``torch.nn.LSTM`` (PyTorch 2.x).
+
+What torch offers and how it maps onto the canonical API (FACTS "PyTorch", spec/layouts.md LAYOUT-3):
+- weights go through ``reference.layouts.to_torch`` only (state_dict names ``weight_ih_l0``,
+  ``bias_hh_l1_reverse``, ``weight_hr_l0``); two biases, so ``bias_mode='double'`` is native and a single
+  canonical bias is ``(b, 0)``.
+- fixed sigmoid/tanh; no go_backwards, peepholes, clip, coupled gates, stateful layers or masks.
+- bidirectional output is ``cat([fwd, bwd])`` with bwd in original time order, so merge 'concat' is native
+  and 'none' is a pure split of that tensor; sum/mul/ave would be arithmetic in the adapter, not torch's
+  behaviour, so they are not offered.
+- ``h0/c0/h_n/c_n`` are ``(D*L, N, H_out)`` layer-major ``[l0 fwd, l0 bwd, l1 fwd, ...]`` and are never
+  batch-first, whatever ``batch_first`` says.
+- masks: only right-padded ones, as ``lengths`` through ``pack_padded_sequence`` (each length >= 1);
+  ``pad_packed_sequence`` writes zeros past each length, i.e. MASK-2 rule 'zero'.
+
+Variants (same math, separately recorded): ``batch_first``, ``time_major`` (batch_first=False),
+``unbatched`` (one ``(T, d)`` call per batch row) and ``cudnn`` (GPU only). On a GPU the first three run
+with cuDNN disabled (aten's generic CUDA kernels), so ``cudnn`` is the only variant that reaches cuDNN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference import Config, Weights
+from reference.layouts import to_torch
+
+from .base import Adapter, Capabilities, Output, Unsupported
+
+
+@contextmanager
+def _cudnn_enabled(enabled: bool):
+    """Set only ``torch.backends.cudnn.enabled`` for the call. Not ``torch.backends.cudnn.flags()``: in torch
+    2.13 it also resets allow_tf32 to True (and fp32_precision), which would undo the NUM-3 setting."""
+    import torch
+
+    before = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = before
+
+
+_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn")
+_CACHE_SIZE = 32  # modules kept per adapter; a ci run meets a few dozen structures
+
+
+@dataclass
+class _Handle:
+    config: Config
+    variant: str
+    device: str
+    entry: _Entry
+    params: dict[str, Any]  # this handle's weights as framework tensors, loaded into entry.module
+
+
+@dataclass
+class _Entry:
+    module: Any
+    owner: int | None = None  # id() of the handle whose weights the module holds now
+    names: tuple[str, ...] = field(default_factory=tuple)
+
+
+class TorchAdapter(Adapter):
+    name = "torch"
+    framework = "torch"
+    variants = _VARIANTS
+    capabilities = Capabilities(
+        options=frozenset({"return_sequences", "return_state", "bidirectional", "num_layers", "proj_size",
+                           "use_bias=False", "initial_state", "lengths"}),
+        activations={"tanh": "tanh", "sigmoid": "sigmoid"},
+        dtypes=("float32", "float64"),
+        merge_modes=("concat", "none"),
+        bias_modes=("single", "double"),
+        param_convention="torch",
+        max_layers=4,
+        arbitrary_masks=False,  # pack_padded_sequence expresses right padding only
+        fully_masked_rows=False,  # pack_padded_sequence rejects length 0
+    )
+
+    def __init__(self) -> None:
+        self._modules: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._threads_set = False
+
+    def _set_threads(self) -> None:
+        """One intra-op thread unless OMP_NUM_THREADS says otherwise: the suite's matrices are small, and
+        torch 2.13's OpenMP pool made a forward call 5-10x slower with 2 threads than with 1 on the 2-core,
+        shared CI machine (0.5 vs 3-60 ms at u=8, 12 vs 50-145 ms at u=100, T=64)."""
+        import torch
+
+        if not self._threads_set and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(1)
+        self._threads_set = True
+
+    # ---- environment -------------------------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        try:
+            import torch  # noqa: F401
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    def versions(self) -> dict[str, str]:
+        import torch
+
+        return {"torch": torch.__version__}
+
+    def devices(self) -> list[str]:
+        import torch
+
+        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+
+    # ---- per-case support ---------------------------------------------------------------------
+    def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
+        return ("zero",)  # MASK-2: pad_packed_sequence pads with zeros
+
+    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
+        if variant not in _VARIANTS:
+            return f"{self.name} has no variant {variant!r} (has {', '.join(_VARIANTS)})"
+        if variant == "cudnn" and (device != "gpu" or "gpu" not in self.devices()):
+            return "no GPU"  # cuDNN exists only on CUDA devices; run with --device gpu
+        return None
+
+    def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        reason = self.variant_unavailable_reason(variant, device)
+        if reason:
+            return reason
+        reason = super().unsupported_reason(config, variant, device)
+        if reason:
+            return reason
+        # nn.LSTM's gates are fixed: sigmoid for i, f, o and tanh for g and the cell output (GATE-2).
+        if config.activation != "tanh" or config.recurrent_activation != "sigmoid":
+            return (f"{self.name}: activations are fixed to activation='tanh', recurrent_activation='sigmoid' "
+                    f"(got {config.activation!r}, {config.recurrent_activation!r})")
+        return None
+
+    # ---- running ------------------------------------------------------------------------------
+    def _torch_device(self, device: str):
+        import torch
+
+        return torch.device("cuda" if device == "gpu" else "cpu")
+
+    def _module(self, config: Config, variant: str, device: str) -> _Entry:
+        """A cached nn.LSTM per structure; new weights are copied in, not rebuilt (building and moving
+        a module costs far more than a forward call on the suite's small cases)."""
+        import torch
+
+        key = (config.input_dim, config.units, config.num_layers, config.bidirectional, config.proj_size,
+               config.use_bias, config.dtype, variant, device)
+        entry = self._modules.get(key)
+        if entry is not None:
+            self._modules.move_to_end(key)
+            return entry
+        module = torch.nn.LSTM(config.input_dim, config.units, num_layers=config.num_layers, bias=config.use_bias,
+                               batch_first=variant != "time_major", bidirectional=config.bidirectional,
+                               proj_size=config.proj_size)
+        module = module.to(device=self._torch_device(device), dtype=getattr(torch, config.dtype)).eval()
+        module.requires_grad_(False)
+        entry = _Entry(module, names=tuple(n for n, _ in module.named_parameters()))
+        self._modules[key] = entry
+        while len(self._modules) > _CACHE_SIZE:
+            self._modules.popitem(last=False)
+        return entry
+
+    def build(self, config: Config, weights: Weights, *, variant: str = "batch_first", device: str = "cpu",
+              stateful: bool = False) -> _Handle:
+        import torch
+
+        if stateful:
+            raise Unsupported(f"{self.name}: nn.LSTM keeps no state between calls (no stateful option)")
+        reason = self.unsupported_reason(config, variant, device)
+        if reason:
+            raise Unsupported(reason)
+        if device == "gpu":
+            # NUM-3: float32 matmuls in full precision; TF32 would be its own, much looser error model.
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+        self._set_threads()
+        entry = self._module(config, variant, device)
+        state_dict = to_torch(weights, config)  # LAYOUT-3
+        if set(state_dict) != set(entry.names):
+            raise ValueError(f"to_torch gave {sorted(state_dict)}, nn.LSTM has {sorted(entry.names)}")
+        dev, dt = self._torch_device(device), getattr(torch, config.dtype)
+        params = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device=dev, dtype=dt) for k, v in state_dict.items()}
+        handle = _Handle(config, variant, device, entry, params)
+        self._load(handle)
+        return handle
+
+    @staticmethod
+    def _load(handle: _Handle) -> None:
+        import torch
+
+        entry = handle.entry
+        if entry.owner == id(handle):
+            return
+        with torch.no_grad():
+            for name, p in entry.module.named_parameters():
+                p.copy_(handle.params[name])
+        entry.owner = id(handle)
+
+    def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
+                masked_output: str = "zero") -> Output:
+        import torch
+
+        cfg, variant = handle.config, handle.variant
+        T = x.shape[1]
+        D, L = cfg.num_directions, cfg.num_layers
+        dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
+        lengths = None
+        if mask is not None:
+            if masked_output != "zero":
+                raise Unsupported(f"{self.name}: padded steps output zeros (MASK-2 'zero'), not {masked_output!r}")
+            lengths = mask.sum(axis=1)
+            if not np.array_equal(mask, np.arange(T)[None, :] < lengths[:, None]):
+                raise Unsupported(f"{self.name}: only right-padded masks (sequence lengths) are expressible")
+            if lengths.min() < 1:
+                raise Unsupported(f"{self.name}: pack_padded_sequence needs every length >= 1")
+        h0 = c0 = None
+        if initial_state is not None:
+            # STATE-1: (D*L, B, H) layer-major [l0 fwd, l0 bwd, l1 fwd, ...], never batch-first.
+            h0 = np.stack([np.asarray(initial_state[l][d][0]) for l in range(L) for d in range(D)])
+            c0 = np.stack([np.asarray(initial_state[l][d][1]) for l in range(L) for d in range(D)])
+
+        def tensor(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+
+        self._load(handle)
+        use_cudnn = variant == "cudnn"
+        with torch.inference_mode(), (_cudnn_enabled(use_cudnn) if dev.type == "cuda" else nullcontext()):
+            if variant == "unbatched":
+                y, hn, cn = self._run_unbatched(handle.entry.module, x, lengths, h0, c0, tensor)
+            else:
+                y, hn, cn = self._run_batched(handle.entry.module, x, lengths, h0, c0, tensor,
+                                              time_major=variant == "time_major")
+            kernel_path = "generic"
+            if dev.type == "cuda" and use_cudnn and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled:
+                kernel_path = "cudnn"
+            precision = "ieee"
+            if dev.type == "cuda" and cfg.dtype == "float32":
+                tf32 = torch.backends.cudnn.allow_tf32 if kernel_path == "cudnn" else torch.backends.cuda.matmul.allow_tf32
+                precision = "tf32" if tf32 else "ieee"
+        y = y.cpu().numpy()  # (B, T, D*H), batch-major
+        hn, cn = hn.cpu().numpy(), cn.cpu().numpy()  # (D*L, B, H)
+        return Output(output=self._canonical_output(cfg, y), h=[[hn[l * D + d] for d in range(D)] for l in range(L)],
+                      c=[[cn[l * D + d] for d in range(D)] for l in range(L)], kernel_path=kernel_path,
+                      precision=precision)
+
+    @staticmethod
+    def _run_batched(module, x, lengths, h0, c0, tensor, *, time_major: bool):
+        import torch
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        T = x.shape[1]
+        inp = tensor(x.transpose(1, 0, 2) if time_major else x)
+        if lengths is not None:
+            # enforce_sorted=False: torch sorts by length and permutes h0/h_n back to the caller's order.
+            inp = pack_padded_sequence(inp, torch.as_tensor(lengths, dtype=torch.int64), batch_first=not time_major,
+                                       enforce_sorted=False)
+        state = None if h0 is None else (tensor(h0), tensor(c0))
+        y, (hn, cn) = module(inp, state)
+        if lengths is not None:
+            # total_length: keep T steps even when every sequence is shorter than the padded input.
+            y, _ = pad_packed_sequence(y, batch_first=not time_major, total_length=T)
+        if time_major:
+            y = y.transpose(0, 1)
+        return y, hn, cn
+
+    @staticmethod
+    def _run_unbatched(module, x, lengths, h0, c0, tensor):
+        """One unbatched ``(T_b, d)`` call per row (h0 ``(D*L, H)``); a right-padded row is its first
+        ``length`` steps, the rest of its output zeros, as pad_packed_sequence gives (MASK-2 'zero')."""
+        import torch
+
+        B, T, _ = x.shape
+        ys, hs, cs = [], [], []
+        for b in range(B):
+            n = T if lengths is None else int(lengths[b])
+            state = None if h0 is None else (tensor(h0[:, b]), tensor(c0[:, b]))
+            y, (hn, cn) = module(tensor(x[b, :n]), state)
+            if n < T:
+                y = torch.cat([y, y.new_zeros((T - n, y.shape[1]))])
+            ys.append(y)
+            hs.append(hn)
+            cs.append(cn)
+        return torch.stack(ys), torch.stack(hs, dim=1), torch.stack(cs, dim=1)
+
+    @staticmethod
+    def _canonical_output(cfg: Config, y: np.ndarray):
+        """SHAPE-2/SHAPE-3/BIDI-2 from torch's ``(B, T, D*H)``."""
+        H = cfg.hidden_size
+        if not cfg.bidirectional:
+            return y if cfg.return_sequences else y[:, -1]
+        fwd, bwd = y[..., :H], y[..., H:]
+        if not cfg.return_sequences:
+            # The backward direction's last processing step is original time 0 (SHAPE-3).
+            fwd, bwd = fwd[:, -1], bwd[:, 0]
+        if cfg.effective_merge_mode == "none":
+            return (fwd, bwd)
+        return np.concatenate([fwd, bwd], axis=-1)
+
+    def bare_forward(self, handle: _Handle, x: np.ndarray):
+        """bench/: ``module(x)`` alone on an already converted tensor (the unbatched variant on row 0)."""
+        import torch
+
+        cfg, variant = handle.config, handle.variant
+        dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
+        a = x[0] if variant == "unbatched" else (x.transpose(1, 0, 2) if variant == "time_major" else x)
+        inp = torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+        self._load(handle)
+        module = handle.entry.module
+
+        def run():
+            with torch.inference_mode(), (_cudnn_enabled(variant == "cudnn") if dev.type == "cuda" else nullcontext()):
+                out = module(inp)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        return run
+
+    def param_count(self, handle: _Handle) -> int:
+        return int(sum(p.numel() for p in handle.entry.module.parameters()))
