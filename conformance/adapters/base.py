@@ -18,7 +18,7 @@ import numpy as np
 
 from reference import Config, Weights
 
-__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS"]
+__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS", "canonical_output"]
 
 #: Options an adapter may declare (each maps to spec rules; see spec/options.md).
 OPTIONS = frozenset({
@@ -159,3 +159,23 @@ class Adapter:
         """DEF-1/DEF-2: a fresh layer's own initial weights (canonical) and its default activation
         names mapped to registry names {"activation": .., "recurrent_activation": ..}."""
         raise Unsupported(f"{self.name} does not expose default initialisation")
+
+
+def canonical_output(config: Config, forward: np.ndarray, backward: np.ndarray | None = None):
+    """SHAPE-2/SHAPE-3/BIDI-1/BIDI-2 from per-direction output sequences ``(B, T, H)``: ``forward`` in
+    processing order (reversed time with go_backwards, DIR-2), ``backward`` in original time order.
+
+    Only the layout-only merges: 'concat' and 'none'; sum/mul/ave are arithmetic a framework must do
+    itself, so an adapter that would need them here declares them unsupported instead.
+    """
+    if backward is None:
+        return forward if config.return_sequences else forward[:, -1]
+    if not config.return_sequences:
+        # the backward direction's last processing step is original time 0 (SHAPE-3)
+        forward, backward = forward[:, -1], backward[:, 0]
+    mode = config.effective_merge_mode
+    if mode == "none":
+        return (forward, backward)
+    if mode == "concat":
+        return np.concatenate([forward, backward], axis=-1)
+    raise Unsupported(f"merge_mode={mode!r} is arithmetic on the two directions, not a layout")

@@ -31,7 +31,7 @@ import numpy as np
 from reference import Config, Weights
 from reference.layouts import to_torch
 
-from .base import Adapter, Capabilities, Output, Unsupported
+from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
 
 
 @contextmanager
@@ -246,9 +246,11 @@ class TorchAdapter(Adapter):
             if dev.type == "cuda" and cfg.dtype == "float32":
                 tf32 = torch.backends.cudnn.allow_tf32 if kernel_path == "cudnn" else torch.backends.cuda.matmul.allow_tf32
                 precision = "tf32" if tf32 else "ieee"
-        y = y.cpu().numpy()  # (B, T, D*H), batch-major
+        y = y.cpu().numpy()  # (B, T, D*H), batch-major; bidirectional = cat([fwd, bwd]), bwd in original order
+        H = cfg.hidden_size
+        output = canonical_output(cfg, y[..., :H], y[..., H:]) if D == 2 else canonical_output(cfg, y)
         hn, cn = hn.cpu().numpy(), cn.cpu().numpy()  # (D*L, B, H)
-        return Output(output=self._canonical_output(cfg, y), h=[[hn[l * D + d] for d in range(D)] for l in range(L)],
+        return Output(output=output, h=[[hn[l * D + d] for d in range(D)] for l in range(L)],
                       c=[[cn[l * D + d] for d in range(D)] for l in range(L)], kernel_path=kernel_path,
                       precision=precision)
 
@@ -290,20 +292,6 @@ class TorchAdapter(Adapter):
             hs.append(hn)
             cs.append(cn)
         return torch.stack(ys), torch.stack(hs, dim=1), torch.stack(cs, dim=1)
-
-    @staticmethod
-    def _canonical_output(cfg: Config, y: np.ndarray):
-        """SHAPE-2/SHAPE-3/BIDI-2 from torch's ``(B, T, D*H)``."""
-        H = cfg.hidden_size
-        if not cfg.bidirectional:
-            return y if cfg.return_sequences else y[:, -1]
-        fwd, bwd = y[..., :H], y[..., H:]
-        if not cfg.return_sequences:
-            # The backward direction's last processing step is original time 0 (SHAPE-3).
-            fwd, bwd = fwd[:, -1], bwd[:, 0]
-        if cfg.effective_merge_mode == "none":
-            return (fwd, bwd)
-        return np.concatenate([fwd, bwd], axis=-1)
 
     def bare_forward(self, handle: _Handle, x: np.ndarray):
         """bench/: ``module(x)`` alone on an already converted tensor (the unbatched variant on row 0)."""
