@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "keras-torch": "conformance.adapters.keras3:KerasTorchAdapter",
     "tf-keras": "conformance.adapters.tf_keras:TfKerasAdapter",
     "torch": "conformance.adapters.torch_lstm:TorchAdapter",
+    "onnxruntime": "conformance.adapters.onnxruntime_ort:OnnxRuntimeAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

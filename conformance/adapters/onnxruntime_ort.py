@@ -1,0 +1,220 @@
+"""The ``onnxruntime`` adapter: one ONNX ``LSTM`` node (opset 14, built with ``onnx.helper``) run by ONNX
+Runtime's CPU execution provider.
+
+How the ONNX op maps onto the canonical API (FACTS "ONNX", spec/layouts.md LAYOUT-4):
+- weights through ``reference.layouts.to_onnx`` only: ``W (D, 4H, I)``, ``R``, ``B (D, 8H) = [Wb, Rb]``,
+  ``P (D, 3H)``, gate order i, o, f, c; two biases, so ``bias_mode='double'`` is native.
+- ``direction='reverse'`` is go_backwards: ONNX returns Y in *original* time order, the spec's DIR-2 wants
+  processing order, so the adapter flips Y (a layout change). ``direction='bidirectional'``: index 0 is
+  forward, the backward half in original order (BIDI-1); merge 'concat' / 'none' are layouts of Y, while
+  sum/mul/ave would be arithmetic in the adapter and are not offered.
+- ``sequence_lens`` is right-padded ``lengths``; ORT zero-fills Y past each length (MASK-2 'zero').
+- ``activations`` (f, g, h) with ``activation_alpha``/``activation_beta`` consumed in order by the functions
+  that take them; the reference has one ``activation`` for g and h.
+- ONNX Runtime 1.32's CPU LSTM runs float32 only ("LSTM operator does not support double yet") and layout 0
+  only ("Batchwise recurrent operations (layout == 1) are not supported"), so X is time-major (T, B, I).
+
+Variants: ``initializers`` (weights are constant initializers, as in an exported model; ORT may prepack
+them) and ``inputs`` (weights fed at run time; one session per structure, reused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference import Config, Weights
+from reference.activations import parse_activation
+from reference.layouts import to_onnx
+
+from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+
+OPSET = 14  # LSTM-14: the current LSTM (adds `layout`)
+_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
+_WEIGHTS = ("W", "R", "B", "P")
+_VARIANTS = ("initializers", "inputs")
+
+#: ONNX activation names -> the registry function each computes (ACT-30); HardSigmoid is the ONNX one
+#: (alpha 0.2, beta 0.5), not either Keras hard_sigmoid.
+ONNX_ACTIVATIONS = {
+    "Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "HardSigmoid": "onnx_hard_sigmoid",
+    "Affine": "onnx_affine", "LeakyRelu": "onnx_leaky_relu", "ThresholdedRelu": "onnx_thresholded_relu",
+    "ScaledTanh": "onnx_scaled_tanh", "Elu": "onnx_elu", "Softsign": "softsign", "Softplus": "softplus",
+}
+
+
+@dataclass
+class _Handle:
+    config: Config
+    variant: str
+    weights: dict[str, np.ndarray]  # to_onnx tensors in the config dtype
+    sessions: dict[tuple, Any] = field(default_factory=dict)  # initializers variant: per optional-input set
+
+
+class OnnxRuntimeAdapter(Adapter):
+    name = "onnxruntime"
+    framework = "onnxruntime"
+    variants = _VARIANTS
+    capabilities = Capabilities(
+        options=frozenset({"return_sequences", "return_state", "go_backwards", "bidirectional", "peepholes",
+                           "cell_clip", "input_forget", "use_bias=False", "initial_state", "lengths"}),
+        activations=ONNX_ACTIVATIONS,
+        dtypes=("float32",),  # ORT 1.32 CPU: "LSTM operator does not support double yet"
+        merge_modes=("concat", "none"),
+        bias_modes=("single", "double"),
+        param_convention="onnx",
+        max_layers=1,  # one node is one layer; a stack is a graph of nodes, not the op under test
+        arbitrary_masks=False,  # sequence_lens expresses right padding only
+        fully_masked_rows=True,  # sequence_lens may be 0
+    )
+
+    def __init__(self) -> None:
+        self._sessions: dict[tuple, Any] = {}  # inputs variant: per structure
+
+    # ---- environment -------------------------------------------------------------------------
+    def unavailable_reason(self) -> str | None:
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            return str(exc)
+        return None
+
+    def versions(self) -> dict[str, str]:
+        import onnx
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
+
+    # ---- per-case support ---------------------------------------------------------------------
+    def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
+        return ("zero",)  # MASK-2: ORT zero-fills Y past each sequence length
+
+    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
+        if variant not in _VARIANTS:
+            return f"{self.name} has no variant {variant!r} (has {', '.join(_VARIANTS)})"
+        return None
+
+    def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        reason = self.variant_unavailable_reason(variant, device)
+        if reason:
+            return reason
+        # The base check refuses parameterised activations; ONNX expresses their alpha/beta, so only the
+        # names are checked here and the rest of the config by the base with plain activations.
+        for act in (config.act, config.recurrent_act):
+            if act.name not in self.capabilities.activations.values():
+                return f"{self.name} has no activation computing {act}"
+        return super().unsupported_reason(config.replace(activation="tanh", recurrent_activation="sigmoid"),
+                                          variant, device)
+
+    # ---- graph building -------------------------------------------------------------------------
+    def _attributes(self, config: Config) -> dict:
+        attrs: dict[str, Any] = {"hidden_size": config.units}
+        attrs["direction"] = "bidirectional" if config.bidirectional else "reverse" if config.go_backwards else "forward"
+        acts = [config.recurrent_act, config.act, config.act]  # f, g, h (ONNX); g and h share `activation`
+        if [a.name for a in acts] != ["sigmoid", "tanh", "tanh"]:
+            fw = self.capabilities.registry_to_framework
+            attrs["activations"] = [fw(a.name) for a in acts] * config.num_directions
+            # alpha/beta are given only when a value differs from the registry's (ONNX operator) default,
+            # so the defaulting of the runtime is what is checked; consumed in order by the functions that
+            # take them, alpha the first parameter, beta the second.
+            if any(a.params != parse_activation(a.name).params for a in acts):
+                alphas = [a.params[0][1] for a in acts if len(a.params) >= 1]
+                betas = [a.params[1][1] for a in acts if len(a.params) >= 2]
+                if alphas:
+                    attrs["activation_alpha"] = alphas * config.num_directions
+                if betas:
+                    attrs["activation_beta"] = betas * config.num_directions
+        if config.cell_clip is not None:
+            attrs["clip"] = float(config.cell_clip)
+        if config.input_forget:
+            attrs["input_forget"] = 1
+        return attrs
+
+    def _model(self, config: Config, shapes: dict[str, tuple], initializers: dict[str, np.ndarray]):
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+
+        names = [n if n in shapes else "" for n in _INPUTS]
+        while names[-1] == "":
+            names.pop()
+        node = helper.make_node("LSTM", names, ["Y", "Y_h", "Y_c"], **self._attributes(config))
+        elem = helper.np_dtype_to_tensor_dtype(np.dtype(config.dtype))
+        graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem, shapes[n])
+                        for n in names if n and n not in initializers]
+        outputs = [helper.make_tensor_value_info(n, elem, [None] * rank) for n, rank in (("Y", 4), ("Y_h", 3), ("Y_c", 3))]
+        inits = [numpy_helper.from_array(v, n) for n, v in initializers.items()]
+        model = helper.make_model(helper.make_graph([node], "lstm", graph_inputs, outputs, initializer=inits),
+                                  opset_imports=[helper.make_opsetid("", OPSET)])
+        onnx.checker.check_model(model)
+        return model
+
+    def _session(self, handle: _Handle, feed_shapes: dict[str, tuple]):
+        import onnxruntime as ort
+
+        cfg = handle.config
+        optional = tuple(sorted(n for n in ("sequence_lens", "initial_h", "initial_c") if n in feed_shapes))
+        if handle.variant == "initializers":
+            cache, key, inits = handle.sessions, optional, handle.weights
+        else:
+            # batch and time are left symbolic so one session serves every case of this structure
+            structure = (repr(sorted(self._attributes(cfg).items())), cfg.dtype, cfg.input_dim, cfg.use_bias,
+                         cfg.peepholes)
+            cache, key, inits = self._sessions, (structure, optional), {}
+        if key not in cache:
+            shapes = {n: s for n, s in feed_shapes.items()}
+            shapes.update({n: v.shape for n, v in handle.weights.items()})
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1  # the suite's small cases: threads cost more than they save
+            opts.log_severity_level = 3
+            cache[key] = ort.InferenceSession(self._model(cfg, shapes, inits).SerializeToString(), opts,
+                                              providers=["CPUExecutionProvider"])
+        return cache[key]
+
+    # ---- running ------------------------------------------------------------------------------
+    def build(self, config: Config, weights: Weights, *, variant: str = "initializers", device: str = "cpu",
+              stateful: bool = False) -> _Handle:
+        if stateful:
+            raise Unsupported(f"{self.name}: an ONNX LSTM node keeps no state between runs")
+        reason = self.unsupported_reason(config, variant, device)
+        if reason:
+            raise Unsupported(reason)
+        tensors = {k: np.ascontiguousarray(v.astype(config.dtype)) for k, v in to_onnx(weights, config).items()}
+        return _Handle(config, variant, tensors)  # LAYOUT-4
+
+    def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
+                masked_output: str = "zero") -> Output:
+        cfg = handle.config
+        D, T = cfg.num_directions, x.shape[1]
+        feed: dict[str, np.ndarray] = {"X": np.ascontiguousarray(x.transpose(1, 0, 2).astype(cfg.dtype))}  # layout 0
+        if mask is not None:
+            if masked_output != "zero":
+                raise Unsupported(f"{self.name}: padded steps output zeros (MASK-2 'zero'), not {masked_output!r}")
+            lengths = mask.sum(axis=1)
+            if not np.array_equal(mask, np.arange(T)[None, :] < lengths[:, None]):
+                raise Unsupported(f"{self.name}: only right-padded masks (sequence_lens) are expressible")
+            feed["sequence_lens"] = lengths.astype(np.int32)
+        if initial_state is not None:
+            dirs = initial_state[0]  # STATE-1: one layer; (D, B, H), index 0 forward
+            feed["initial_h"] = np.stack([np.asarray(h, cfg.dtype) for h, _ in dirs])
+            feed["initial_c"] = np.stack([np.asarray(c, cfg.dtype) for _, c in dirs])
+        shapes = {"X": ("T", "B", cfg.input_dim), "sequence_lens": ("B",), "initial_h": (D, "B", cfg.units),
+                  "initial_c": (D, "B", cfg.units)}
+        session = self._session(handle, {n: shapes[n] for n in feed})
+        if handle.variant == "inputs":
+            feed.update(handle.weights)
+        Y, Yh, Yc = session.run(None, feed)  # Y (T, D, B, H) in original time order per direction
+        seqs = [Y[:, d].transpose(1, 0, 2) for d in range(D)]
+        if cfg.go_backwards:
+            seqs[0] = seqs[0][:, ::-1]  # DIR-2: ONNX 'reverse' returns original order; the spec, processing order
+        output = canonical_output(cfg, *seqs)
+        kernel_path = "cpu:const-weights" if handle.variant == "initializers" else "cpu:fed-weights"
+        return Output(output=output, h=[[Yh[d] for d in range(D)]], c=[[Yc[d] for d in range(D)]],
+                      kernel_path=kernel_path)
+
+    def param_count(self, handle: _Handle) -> int:
+        """ONNX reports no count: the sizes of the node's weight tensors as the model holds them
+        (W, R, and B and P where present)."""
+        return int(sum(v.size for n, v in handle.weights.items() if n in _WEIGHTS))
