@@ -4,7 +4,7 @@ A fixed atol is wrong for LSTMs: error grows with timesteps, fan-in and saturati
 is judged against what the *reference itself* loses in the dtype under test:
 
     err_impl   = max |y_impl - y_ref64|
-    err_oracle = max |y_ref(dtype) - y_ref64|
+    err_oracle = max |y_ref(dtype) - y_ref64|   (float64: see oracle_reference)
     floor      = FLOOR_ULPS * eps(dtype) * max(1, max |y_ref64|)
     ratio      = err_impl / max(err_oracle, floor)          pass when ratio <= K
 
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["K", "FLOOR_ULPS", "Comparison", "compare", "flatten_outputs"]
+__all__ = ["K", "FLOOR_ULPS", "Comparison", "compare", "flatten_outputs", "oracle_reference"]
 
 #: NUM-4: calibrated acceptance ratio (see spec/numerics.md "Calibration results").
 K = 64.0
@@ -94,3 +94,32 @@ def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype: np.ndarray, dtype: s
     ratio = err_impl / max(err_oracle, floor)
     worst = int(np.flatnonzero(finite)[int(diff.argmax())])
     return Comparison(err_impl, err_oracle, floor, ratio, ratio <= k, out_of_range, int(finite.sum()), worst)
+
+
+def _nudge(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    eps = np.finfo(np.float64).eps
+    return a * (1 + eps * rng.choice((-1.0, 1.0), size=np.shape(a)))
+
+
+def oracle_reference(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",
+                     seed: int = 0):
+    """NUM-1: the reference as the dtype under test sees the case, for ``err_oracle``.
+
+    float16/float32: the reference run in that dtype (inputs and weights rounded, every operation in it).
+    float64: nothing is lower-precision, so ``|ref(float64) - ref64|`` would be 0 and only the floor
+    would judge -- too tight where the recurrence amplifies rounding (long, saturated or projected
+    sequences move by far more than a few ulps under a 1-ulp input change). The oracle is then the
+    reference on inputs, weights and initial state each moved by one ulp with a random sign: what
+    float64 rounding alone can change in this case.
+    """
+    from reference import Weights, lstm_forward
+
+    if config.dtype != "float64":
+        return lstm_forward(config, weights, x, mask=mask, initial_state=initial_state,
+                            masked_output=masked_output, dtype=config.dtype)
+    rng = np.random.default_rng([seed, 0x0ac1e])
+    w = Weights.from_flat({k: _nudge(v, rng) for k, v in weights.flat().items()})
+    init = None if initial_state is None else [[(_nudge(h, rng), _nudge(c, rng)) for h, c in dirs]
+                                               for dirs in initial_state]
+    return lstm_forward(config, w, _nudge(np.asarray(x, np.float64), rng), mask=mask, initial_state=init,
+                        masked_output=masked_output, dtype="float64")
