@@ -155,6 +155,12 @@ class Adapter:
         """STATE-3: zero a stateful layer's stored state."""
         raise Unsupported(f"{self.name} has no stateful layers")
 
+    def bare_forward(self, handle: Any, x: np.ndarray):
+        """For bench/throughput.py: a zero-argument callable running only the framework's own forward
+        call on inputs already converted to its tensors (no conversion, no canonicalisation) — the
+        baseline that the adapter's overhead is measured against."""
+        raise Unsupported(f"{self.name} has no bare forward call for benchmarking")
+
     def default_weights(self, config: Config) -> tuple[Weights, dict[str, str]]:
         """DEF-1/DEF-2: a fresh layer's own initial weights (canonical) and its default activation
         names mapped to registry names {"activation": .., "recurrent_activation": ..}."""
