@@ -64,7 +64,9 @@ class _Handle:
 @dataclass
 class _Entry:
     module: Any
-    owner: int | None = None  # id() of the handle whose weights the module holds now
+    # The handle whose weights the module holds now. The handle itself, not id(handle): a freed handle's
+    # id is reused by the next one built, which then skipped loading and ran on stale weights.
+    owner: Any = None
     names: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -198,12 +200,12 @@ class TorchAdapter(Adapter):
         import torch
 
         entry = handle.entry
-        if entry.owner == id(handle):
+        if entry.owner is handle:
             return
         with torch.no_grad():
             for name, p in entry.module.named_parameters():
                 p.copy_(handle.params[name])
-        entry.owner = id(handle)
+        entry.owner = handle
 
     def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
                 masked_output: str = "zero") -> Output:
