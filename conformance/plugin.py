@@ -117,7 +117,11 @@ def pytest_collection_modifyitems(session, config, items):
                 if callspec.params["backend_variant"][0] != name or not entry.matches(item.nodeid):
                     continue
                 versions = adapter.versions() if isinstance(adapter, Adapter) else {}
-                if version_matches(entry.versions, versions):
+                if version_matches(entry.versions, versions) and entry.conditional:
+                    # only the cases its WHEN describes are expected to fail: the Checker decides per case
+                    item.stash[_CASE_XFAILS_KEY] = item.stash.get(_CASE_XFAILS_KEY, ()) + (entry,)
+                    hit = True
+                elif version_matches(entry.versions, versions):
                     item.add_marker(pytest.mark.xfail(reason=f"{entry.rule} [{entry.versions}] {entry.reason}",
                                                       strict=False))
                     item.stash[_XFAIL_KEY] = entry
@@ -128,6 +132,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 _XFAIL_KEY = pytest.StashKey[object]()
+_CASE_XFAILS_KEY = pytest.StashKey[tuple]()
 
 
 @pytest.fixture
@@ -140,7 +145,8 @@ def check(request, backend_variant) -> Checker:
     rules = tuple(rules_mark.args) if rules_mark else ()
     entry = request.node.stash.get(_XFAIL_KEY, None)
     checker_kw = dict(variant=variant, device=config.getoption("--device"), writer=writer, rules=rules,
-                      test_id=request.node.nodeid, expect_fail=entry.reason if entry else None)
+                      test_id=request.node.nodeid, expect_fail=entry.reason if entry else None,
+                      case_xfails=request.node.stash.get(_CASE_XFAILS_KEY, ()))
     if isinstance(adapter, str):
         writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
                        "property": request.node.originalname, "verdict": "skip", "message": adapter})
