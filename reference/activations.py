@@ -40,9 +40,12 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _gelu_exact(x):
-    # ACT-13: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); numpy has no erf ufunc, so vectorise math.erf.
-    erf = np.vectorize(math.erf, otypes=[np.float64])(x.astype(np.float64) / math.sqrt(2.0))
-    return (0.5 * x.astype(np.float64) * (1.0 + erf)).astype(x.dtype, copy=False)
+    # ACT-13: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) = 0.5 x erfc(-x / sqrt 2); numpy has no erf ufunc, so
+    # vectorise math.erfc. The erfc form keeps the negative tail: 1 + erf(x / sqrt 2) cancels to 0 in float64
+    # below x ~ -8.3 (and loses digits from x ~ -5), where x * Phi(x) is still a normal float (-8.05e-34 at
+    # x = -12.27, as TF and JAX compute it).
+    erfc = np.vectorize(math.erfc, otypes=[np.float64])(-x.astype(np.float64) / math.sqrt(2.0))
+    return (0.5 * x.astype(np.float64) * erfc).astype(x.dtype, copy=False)
 
 
 def _gelu_tanh(x):
