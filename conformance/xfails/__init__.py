@@ -72,7 +72,10 @@ class XfailEntry:
         return bool(self._clauses)
 
     def matches(self, nodeid: str) -> bool:
-        return fnmatch.fnmatchcase(nodeid, self.pattern) or fnmatch.fnmatchcase(nodeid.split("/")[-1], self.pattern)
+        # Only * and ? are wildcards: the brackets of a pytest id ("[keras-jax:unroll]") are literal,
+        # not an fnmatch character class.
+        pattern = self.pattern.replace("[", "[[]")
+        return fnmatch.fnmatchcase(nodeid, pattern) or fnmatch.fnmatchcase(nodeid.split("/")[-1], pattern)
 
     def matches_case(self, facts: dict[str, tuple[str, ...]]) -> bool:
         for key, negated, values in self._clauses:
