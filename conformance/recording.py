@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -65,7 +66,9 @@ class ResultWriter:
         self.counts: dict[str, int] = {v: 0 for v in VERDICTS}
         self.per_adapter: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
-        self._fh = open(self.path, "a", buffering=1)
+        # a run id names one run: a new run with the same id replaces the old results and repro blobs
+        shutil.rmtree(self.run_dir / "repro", ignore_errors=True)
+        self._fh = open(self.path, "w", buffering=1)
         self.run_info.setdefault("started", time.time())
         self.run_info["status"] = "running"
         write_json_atomic(self.run_dir / "run.json", self.run_info)
