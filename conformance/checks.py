@@ -78,7 +78,8 @@ class Checker:
     def _base(self) -> dict:
         a = self.adapter
         return {"adapter": a.name, "variant": self.variant, "framework": a.framework, "versions": a.versions(),
-                "device": self.device, "rules": list(self.rules), "test": self.test_id}
+                "device": self.device, "rules": list(self.rules) + [r for r in a.exercises if r not in self.rules],
+                "test": self.test_id}
 
     def _record(self, *, property_: str, verdict: str, message: str = "", case: Case | None = None,
                 metrics: dict | None = None, kernel_path: str | None = None, precision: str | None = None,

@@ -82,6 +82,9 @@ class Adapter:
     capabilities: Capabilities
     #: kernel paths offered for the same math; each is a separately recorded variant
     variants: tuple[str, ...] = ("default",)
+    #: rules every check of this adapter exercises besides the property's own, e.g. its weight layout
+    #: (LAYOUT-3 for torch: a wrong conversion fails every forward check)
+    exercises: tuple[str, ...] = ()
 
     # ---- environment -------------------------------------------------------------------------
     def unavailable_reason(self) -> str | None:

@@ -55,6 +55,7 @@ class _Handle:
 
 class OnnxRuntimeAdapter(Adapter):
     name = "onnxruntime"
+    exercises = ("LAYOUT-4",)
     framework = "onnxruntime"
     variants = _VARIANTS
     capabilities = Capabilities(

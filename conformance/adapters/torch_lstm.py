@@ -72,6 +72,7 @@ class _Entry:
 
 class TorchAdapter(Adapter):
     name = "torch"
+    exercises = ("LAYOUT-3",)
     framework = "torch"
     variants = _VARIANTS
     capabilities = Capabilities(

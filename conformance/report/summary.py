@@ -334,8 +334,9 @@ def build_summary(runs: list[RunData], *, generated: float | None = None) -> dic
     props = [p for p in (Path(__file__).resolve().parents[1]).glob("test_*.py")]
     cited = cited_rule_ids(props) if props else {}
     seen: set[str] = {r for b in backends.values() for r in b["rules"]}
-    rules = {rid: {"title": meta["title"], "page": meta["page"], "in_spec": True, "cited": rid in cited,
-                   "exercised": rid in seen} for rid, meta in known.items()}
+    rules = {rid: {"title": meta["title"], "page": meta["page"], "in_spec": True,
+                   # records also cite rules from their case (the ACT-* of its activations), not only @rules
+                   "cited": rid in cited or rid in seen, "exercised": rid in seen} for rid, meta in known.items()}
     for rid in sorted(seen - set(known), key=_rule_sort_key):
         rules[rid] = {"title": "(not defined in spec/)", "page": None, "in_spec": False, "cited": rid in cited,
                       "exercised": True}
