@@ -164,6 +164,9 @@ class KerasTensorFlowAdapter(_Keras3Adapter):
     def devices(self):
         return tf_devices()
 
+    def _to_numpy(self, t):
+        return t.numpy()  # EagerTensor; np.array(t) warns under numpy 2 (no copy= keyword)
+
     def _make_runner(self, struct, handle, signature, probe):
         return tf_runner(self, struct, handle, signature, probe, eager=handle.variant == "unroll")
 
@@ -283,6 +286,9 @@ class KerasTorchAdapter(_Keras3Adapter):
 
     def _fused_path_name(self, handle):
         return "cudnn" if handle.device == "gpu" else "fused"
+
+    def _to_numpy(self, t):
+        return t.detach().cpu().numpy()  # keras.ops.convert_to_numpy's np.array(t) warns under numpy 2
 
     def _block(self, outputs):
         import torch

@@ -120,6 +120,7 @@ class _PathProbe:
 
 
 class KerasAdapterBase(Adapter):
+    exercises = ("LAYOUT-2", "DEF-3")  # Keras kernel layout; framework activation names (hard_sigmoid)
     """Shared build/forward logic. Subclasses provide the framework hooks below (``_keras``,
     ``_variant_kwargs``, ``_device_scope``, ``_make_runner``, ``_to_numpy``, ``_reset``, ``_install_probe``,
     ``_kernel_path``) and the environment methods."""
@@ -356,6 +357,9 @@ class KerasAdapterBase(Adapter):
     def _to_tensor(self, x: np.ndarray):
         return self._keras().ops.convert_to_tensor(x)
 
+    def _variable_to_numpy(self, v) -> np.ndarray:
+        return self._to_numpy(v.value)
+
     def _block(self, outputs):
         """Wait for asynchronously dispatched results (JAX, CUDA) so a timed call includes the work."""
         return outputs
@@ -382,7 +386,8 @@ class KerasAdapterBase(Adapter):
         arrays = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel}
         if cell.use_bias:
             arrays["bias"] = cell.bias
-        weights = from_keras([[{k: np.asarray(self._to_numpy(v), dtype=np.float64) for k, v in arrays.items()}]],
+        weights = from_keras([[{k: np.asarray(self._variable_to_numpy(v), dtype=np.float64)
+                                for k, v in arrays.items()}]],
                              Config(input_dim=config.input_dim, units=config.units, use_bias=cell.use_bias))
         names = {}
         for role in ("activation", "recurrent_activation"):

@@ -70,6 +70,9 @@ class TfKerasAdapter(KerasAdapterBase):
     def _to_numpy(self, t):
         return t.numpy()
 
+    def _variable_to_numpy(self, v):
+        return v.numpy()
+
     def _to_tensor(self, x):
         import tensorflow as tf
 
