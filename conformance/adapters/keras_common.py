@@ -127,6 +127,8 @@ class KerasAdapterBase(Adapter):
 
     framework = "keras"
     variants: tuple[str, ...] = ("default",)
+    #: every check goes through to_keras (kernel/recurrent_kernel/bias, gates i, f, c, o)
+    exercises = ("LAYOUT-2",)
     #: structures kept per adapter instance; the oldest is dropped beyond this (traced graphs hold memory)
     cache_size = 48
 
