@@ -11,6 +11,7 @@ Third-party implementations register through the entry-point group ``lstm_confor
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +88,16 @@ class Adapter:
     exercises: tuple[str, ...] = ()
 
     # ---- environment -------------------------------------------------------------------------
+    #: modules the framework needs; the default unavailable_reason imports them
+    requires: tuple[str, ...] = ()
+
     def unavailable_reason(self) -> str | None:
         """None when the framework imports; otherwise why not (reported as *not installed*)."""
+        for module in self.requires:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                return f"{module} is not importable: {exc}"
         return None
 
     def versions(self) -> dict[str, str]:
@@ -101,6 +110,8 @@ class Adapter:
     def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
         """None when ``variant`` can run on ``device`` at all; else why every check of it is skipped
         (e.g. a cuDNN variant without a GPU). Checked once per test, before any case is drawn."""
+        if variant not in self.variants:
+            return f"{self.name} has no variant {variant!r} (has {', '.join(self.variants)})"
         return None
 
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:

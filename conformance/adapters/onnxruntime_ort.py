@@ -58,6 +58,7 @@ class OnnxRuntimeAdapter(Adapter):
     exercises = ("LAYOUT-4",)
     framework = "onnxruntime"
     variants = _VARIANTS
+    requires = ("onnx", "onnxruntime")
     capabilities = Capabilities(
         options=frozenset({"return_sequences", "return_state", "go_backwards", "bidirectional", "peepholes",
                            "cell_clip", "input_forget", "use_bias=False", "initial_state", "lengths"}),
@@ -75,14 +76,6 @@ class OnnxRuntimeAdapter(Adapter):
         self._sessions: dict[tuple, Any] = {}  # inputs variant: per structure
 
     # ---- environment -------------------------------------------------------------------------
-    def unavailable_reason(self) -> str | None:
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            return str(exc)
-        return None
-
     def versions(self) -> dict[str, str]:
         import onnx
         import onnxruntime
@@ -92,11 +85,6 @@ class OnnxRuntimeAdapter(Adapter):
     # ---- per-case support ---------------------------------------------------------------------
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         return ("zero",)  # MASK-2: ORT zero-fills Y past each sequence length
-
-    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
-        if variant not in _VARIANTS:
-            return f"{self.name} has no variant {variant!r} (has {', '.join(_VARIANTS)})"
-        return None
 
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
         reason = self.variant_unavailable_reason(variant, device)

@@ -27,20 +27,13 @@ class TfKerasAdapter(KerasAdapterBase):
                                 dtypes=("float32", "float64"), merge_modes=KERAS_MERGE_MODES,
                                 param_convention="keras", max_layers=4)
     variants = ("impl2", "impl1", "unroll")
+    requires = ("tensorflow", "tf_keras")
 
     # ---- environment -------------------------------------------------------------------------
     def _keras(self):
         import tf_keras
 
         return tf_keras
-
-    def unavailable_reason(self):
-        try:
-            import tensorflow  # noqa: F401
-            import tf_keras  # noqa: F401
-        except ImportError as exc:
-            return f"tf_keras/tensorflow not importable: {exc}"
-        return None
 
     def versions(self):
         if self._versions is None:

@@ -75,6 +75,7 @@ class TorchAdapter(Adapter):
     exercises = ("LAYOUT-3",)
     framework = "torch"
     variants = _VARIANTS
+    requires = ("torch",)
     capabilities = Capabilities(
         options=frozenset({"return_sequences", "return_state", "bidirectional", "num_layers", "proj_size",
                            "use_bias=False", "initial_state", "lengths"}),
@@ -103,13 +104,6 @@ class TorchAdapter(Adapter):
         self._threads_set = True
 
     # ---- environment -------------------------------------------------------------------------
-    def unavailable_reason(self) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return str(exc)
-        return None
-
     def versions(self) -> dict[str, str]:
         import torch
 
@@ -125,11 +119,9 @@ class TorchAdapter(Adapter):
         return ("zero",)  # MASK-2: pad_packed_sequence pads with zeros
 
     def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
-        if variant not in _VARIANTS:
-            return f"{self.name} has no variant {variant!r} (has {', '.join(_VARIANTS)})"
         if variant == "cudnn" and (device != "gpu" or "gpu" not in self.devices()):
             return "no GPU"  # cuDNN exists only on CUDA devices; run with --device gpu
-        return None
+        return super().variant_unavailable_reason(variant, device)
 
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
         reason = self.variant_unavailable_reason(variant, device)
