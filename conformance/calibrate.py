@@ -303,6 +303,8 @@ def _stats(ratios: list[float], k: float) -> dict:
 
 
 def _pow2_at_least(x: float) -> float:
+    if not math.isfinite(x):
+        return math.inf
     return float(2 ** math.ceil(math.log2(x))) if x > 1 else 1.0
 
 
@@ -341,8 +343,9 @@ def _summaries(result: dict) -> dict:
         worst = rows[int(np.argmax(ratios))]
         st["worst_case"] = worst.describe
         st["worst_err_impl"], st["worst_err_oracle"] = worst.err_impl, worst.err_oracle
-        st["above_K_cases"] = [{"ratio": r.ratio(), "err_impl": r.err_impl, "err_oracle": r.err_oracle,
-                                "case": r.describe} for r in rows if r.ratio() > errors.K][:20]
+        st["above_K_cases"] = [{"ratio": r.ratio(), "ratio_spread": r.ratio(model="NUM-1+spread"),
+                                "err_impl": r.err_impl, "err_oracle": r.err_oracle, "err_spread": r.err_spread,
+                                "ymax": r.ymax, "case": r.describe} for r in rows if r.ratio() > errors.K][:20]
         known = [r for r in every if r.known]
         st["known_findings"] = {"cases": len(known), "rules": sorted({k for r in known for k in r.known}),
                                 "max_ratio": max((r.ratio() for r in known), default=None)}
@@ -371,7 +374,8 @@ def _print_backend(name: str, summ: dict, result: dict, out=sys.stdout) -> None:
             print(f"  {'':<8}+ {kf['cases']} case(s) covered by known findings (xfail {', '.join(kf['rules'])}), "
                   f"max ratio {_fmt(kf['max_ratio'])}; left out above", file=out)
         for c in s["above_K_cases"][:5]:
-            print(f"  {'':<8}! ratio {_fmt(c['ratio'])} above K, not a known finding: {c['case']}", file=out)
+            print(f"  {'':<8}! ratio {_fmt(c['ratio'])} above K (with the spread oracle {_fmt(c['ratio_spread'])}, "
+                  f"max|y| {_fmt(c['ymax'])}), not a known finding: {c['case']}", file=out)
     print("  slips on the same cases (observable cases only):", file=out)
     for slip, per in summ["slips"].items():
         for dt, s in per.items():
