@@ -152,3 +152,26 @@ def pytest_terminal_summary(terminalreporter):
     path = os.environ.get("LSTM_META_RATIOS_JSON")
     if path:  # for calibration write-ups: the same numbers, machine-readable
         Path(path).write_text(json.dumps(_RATIOS, indent=2, sort_keys=True))
+
+
+# Report fixtures shared by test_report, test_report_browser and test_gate: each builds real harness runs
+# in subprocesses, so they are session-scoped and built once for all three modules.
+@pytest.fixture(scope="session")
+def harness_runs(tmp_path_factory):
+    import report_fixtures
+
+    return report_fixtures.harness_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def swapped_report(tmp_path_factory):
+    import report_fixtures
+
+    return report_fixtures.swapped_report(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def hostile_report(tmp_path_factory):
+    import report_fixtures
+
+    return report_fixtures.hostile_report(tmp_path_factory)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import report_fixtures
 from report_fixtures import ROOT, killed_copy
 
 from conformance import gate
@@ -16,10 +15,6 @@ from conformance.report import make_report
 
 _SUMMARIES: dict[str, object] = {}
 
-
-@pytest.fixture(scope="module")
-def harness_runs(tmp_path_factory):
-    return report_fixtures.harness_runs(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import report_fixtures
 from report_fixtures import HOSTILE, ROOT, subprocess_env
 
 from conformance.recording import read_results
@@ -20,19 +19,7 @@ from conformance.rules import spec_rules
 SCHEMA = json.loads((ROOT / "conformance" / "report" / "schema.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def harness_runs(tmp_path_factory):
-    return report_fixtures.harness_runs(tmp_path_factory)
 
-
-@pytest.fixture(scope="module")
-def swapped_report(tmp_path_factory):
-    return report_fixtures.swapped_report(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def hostile_report(tmp_path_factory):
-    return report_fixtures.hostile_report(tmp_path_factory)
 
 
 def _records(run_dir: Path) -> list[dict]:

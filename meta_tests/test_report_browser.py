@@ -8,20 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-import report_fixtures
 
 _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="module")
-def swapped_report(tmp_path_factory):
-    return report_fixtures.swapped_report(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def hostile_report(tmp_path_factory):
-    return report_fixtures.hostile_report(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
