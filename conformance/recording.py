@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ResultWriter", "write_json_atomic", "read_results", "VERDICTS", "to_jsonable"]
+__all__ = ["ResultWriter", "write_json_atomic", "write_text_atomic", "replace_atomically", "read_results", "VERDICTS", "to_jsonable"]
 
 VERDICTS = ("pass", "fail", "skip", "xfail", "crash")
 
@@ -39,20 +39,29 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON via a temp file in the same directory + rename, so readers never see half a file."""
+def replace_atomically(path: Path, fill) -> None:
+    """Create ``path`` through a temp file in the same directory + rename, so readers never see half a
+    file; ``fill(tmp_path)`` writes the content. The file ends up world-readable (0644)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(to_jsonable(data), fh, indent=2, sort_keys=True)
-            fh.write("\n")
+        fill(tmp)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    replace_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, sort_keys=True) + "\n")
 
 
 class ResultWriter:

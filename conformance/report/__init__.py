@@ -14,10 +14,9 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from ..recording import write_json_atomic
+from ..recording import replace_atomically, write_json_atomic, write_text_atomic
 from .summary import RunData, attach_repro_paths, build_summary, load_run, safe_name
 
 __all__ = ["main", "make_report", "find_run_dirs", "schema", "validate", "write_text_atomic"]
@@ -38,33 +37,8 @@ def validate(summary: dict) -> None:
         raise ValueError(f"summary does not match schema.json at {where}: {exc.message}") from None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _copy_atomic(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    replace_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def _one_line(text) -> str:
@@ -133,7 +107,6 @@ def make_report(run_dirs: list[Path], out: Path) -> dict:
     scripts = _write_repros(runs, summary, out)
     validate(json.loads(json.dumps(summary)))
     write_json_atomic(out / "summary.json", summary)
-    os.chmod(out / "summary.json", 0o644)  # a report is for sharing (CI artifacts, static hosting)
     write_text_atomic(out / "index.html", render(summary, runs, scripts))
     return summary
 
