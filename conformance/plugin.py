@@ -104,7 +104,6 @@ def _writer(config) -> ResultWriter:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    state = config.stash[_STATE_KEY]
     for name in _selected(config):
         adapter = _adapter(config, name)
         entries = load_xfails(name)

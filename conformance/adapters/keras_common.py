@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from reference import Config, Weights, from_keras, to_keras
+from reference import Config, from_keras, to_keras
 
-from .base import Adapter, Capabilities, Output, Unsupported
+from .base import Adapter, Output, Unsupported
 
 __all__ = ["KerasAdapterBase", "KerasHandle", "Structure", "keras_activations", "KERAS_OPTIONS",
            "KERAS_MERGE_MODES"]

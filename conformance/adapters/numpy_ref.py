@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import reference
-from reference import Config, Weights, lstm_forward, param_count
+from reference import Config, Weights, lstm_forward
 
 from .base import Adapter, Capabilities, Output, Unsupported
 
