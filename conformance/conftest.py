@@ -3,4 +3,4 @@
 import importlib.metadata as _md
 
 if not any(ep.name == "lstm_conformance" for ep in _md.entry_points(group="pytest11")):
-    pytest_plugins = ["conformance.plugin"]
+    pytest_plugins = ["conformance.harness.plugin"]

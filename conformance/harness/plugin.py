@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ..adapters import all_names, available_names, load
+from ..adapters.base import Adapter
 from . import profiles  # noqa: F401  (registers the hypothesis profiles)
-from .adapters import all_names, available_names, load
-from .adapters.base import Adapter
-from .checks import Checker
-from .recording import ResultWriter
+from .judge import Checker, Target
+from .rules import property_rules
+from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
 from .xfails import load_xfails, version_matches
 
 _STATE_KEY = pytest.StashKey[dict]()
@@ -41,8 +42,7 @@ def pytest_configure(config):
 
         settings.load_profile("dev")
     _CONFIG["config"] = config
-    config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "used_xfails": set(), "xpassed": [],
-                                "progress": {}, "isatty": sys.stdout.isatty()}
+    config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "isatty": sys.stdout.isatty()}
 
 
 def _selected(config) -> list[str]:
@@ -84,26 +84,41 @@ def _writer(config) -> ResultWriter:
     if state["writer"] is None:
         names = _selected(config)
         run_id = config.getoption("--run-id") or f"{time.strftime('%Y%m%dT%H%M%S')}-{'+'.join(names)}"
-        run_dir = Path(config.getoption("--report-dir")) / run_id
+        try:
+            run_dir = Path(config.getoption("--report-dir")) / validate_run_id(run_id)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
         from hypothesis import settings
 
-        from . import __version__, errors
+        from .. import __version__
+        from . import errors
 
         backends = {}
         for n in names:
             a = _adapter(config, n)
             backends[n] = ({"framework": a.framework, "versions": a.versions(), "devices": a.devices(),
                             "variants": list(a.variants)} if isinstance(a, Adapter) else {"unavailable": a})
-        state["writer"] = ResultWriter(run_dir, {
-            "run_id": run_id, "backends": backends, "device": config.getoption("--device"),
-            "profile": settings._current_profile, "max_examples": settings().max_examples,
-            "derandomize": settings().derandomize, "suite_version": __version__, "K": errors.K,
-            "floor_ulps": errors.FLOOR_ULPS, "pid": os.getpid(), "argv": sys.argv,
-        })
+        seed = config.getoption("hypothesis_seed", None)
+        try:
+            state["writer"] = ResultWriter(run_dir, {
+                "run_id": run_id, "backends": backends, "device": config.getoption("--device"),
+                "profile": settings._current_profile, "max_examples": settings().max_examples,
+                "derandomize": settings().derandomize, "hypothesis_seed": None if seed is None else str(seed),
+                "suite_version": __version__, "K": errors.K, "floor_ulps": errors.FLOOR_ULPS, "pid": os.getpid(),
+                "argv": sys.argv, "properties": state["properties"],
+            })
+        except RunLocked as exc:
+            raise pytest.UsageError(str(exc)) from None
     return state["writer"]
 
 
+def _property(item) -> str:
+    return getattr(item, "originalname", item.name).removeprefix("test_")
+
+
 def pytest_collection_modifyitems(session, config, items):
+    # property -> the rules it names, for the report's coverage (recorded in run.json)
+    config.stash[_STATE_KEY]["properties"].update(property_rules(items))
     for name in _selected(config):
         adapter = _adapter(config, name)
         entries = load_xfails(name)
@@ -121,8 +136,7 @@ def pytest_collection_modifyitems(session, config, items):
                     item.stash[_CASE_XFAILS_KEY] = item.stash.get(_CASE_XFAILS_KEY, ()) + (entry,)
                     hit = True
                 elif version_matches(entry.versions, versions):
-                    item.add_marker(pytest.mark.xfail(reason=f"{entry.rule} [{entry.versions}] {entry.reason}",
-                                                      strict=False))
+                    item.add_marker(pytest.mark.xfail(reason=entry.describe(), strict=False))
                     item.stash[_XFAIL_KEY] = entry
                     hit = True
             if not hit:
@@ -142,29 +156,26 @@ def check(request, backend_variant) -> Checker:
     writer = _writer(config)
     rules_mark = request.node.get_closest_marker("rules")
     rules = tuple(rules_mark.args) if rules_mark else ()
-    entry = request.node.stash.get(_XFAIL_KEY, None)
-    checker_kw = dict(variant=variant, device=config.getoption("--device"), writer=writer, rules=rules,
-                      test_id=request.node.nodeid, expect_fail=entry.reason if entry else None,
-                      case_xfails=request.node.stash.get(_CASE_XFAILS_KEY, ()))
-    if isinstance(adapter, str):
-        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
-                       "property": request.node.originalname, "verdict": "skip", "message": adapter})
-        pytest.skip(adapter)
-    device = checker_kw["device"]
-    if device not in adapter.devices():
-        reason = f"{name}: no {device.upper()} visible to {adapter.framework} (devices: {', '.join(adapter.devices())})"
-        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
-                       "property": request.node.originalname, "verdict": "skip", "message": reason,
-                       "device": device})
+    device = config.getoption("--device")
+    prop = _property(request.node)
+
+    def skip(reason: str) -> None:
+        writer.record(Result(adapter=name, verdict=Verdict.SKIP, property=prop, check=CheckKind.REQUIREMENTS,
+                             test=request.node.nodeid, variant=variant, rules=list(rules), message=reason,
+                             device=device))
         pytest.skip(reason)
+
+    if isinstance(adapter, str):
+        skip(adapter)
+    if device not in adapter.devices():
+        skip(f"{name}: no {device.upper()} visible to {adapter.framework} (devices: {', '.join(adapter.devices())})")
     reason = adapter.variant_unavailable_reason(variant, device)
     if reason:
         # a variant that cannot run here at all: skip with its reason instead of drawing only rejected cases
-        writer.record({"adapter": name, "variant": variant, "rules": list(rules), "test": request.node.nodeid,
-                       "property": request.node.originalname, "verdict": "skip", "message": reason,
-                       "device": device})
-        pytest.skip(f"{name}:{variant}: {reason}")
-    return Checker(adapter=adapter, **checker_kw)
+        skip(f"{name}:{variant}: {reason}")
+    return Checker(target=Target(adapter, variant, device), sink=writer, rules=rules, test_id=request.node.nodeid,
+                   property=prop, expect_fail=request.node.stash.get(_XFAIL_KEY, None),
+                   case_xfails=request.node.stash.get(_CASE_XFAILS_KEY, ()))
 
 
 def pytest_runtest_logfinish(nodeid, location):

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 
 from reference import Config, Weights, random_weights
 
-from .adapters.base import Adapter
+from ..adapters.base import Adapter
 
 __all__ = ["Case", "cases", "WEIGHT_SCALES", "INPUT_SCALES"]
 
 WEIGHT_SCALES = (0.01, 0.3, 1.0, 2.0, 6.0)  # 6.0 saturates sigmoid/tanh on most steps
 INPUT_SCALES = (0.1, 1.0, 3.0)
 _COMMON_ACTIVATIONS = ("tanh", "sigmoid")
+_CONFIG_DEFAULTS = Config(input_dim=1, units=1).to_dict()
 
 
 @dataclass
@@ -49,6 +50,21 @@ class Case:
             "weight_scale": self.weight_scale, "input_scale": self.input_scale,
             "initial_state": self.initial_state is not None, **self.extra,
         }
+
+    def brief(self) -> str:
+        """The case in one line: the fields that differ from the defaults, sizes and input options."""
+        cfg = self.config
+        changed = {k: v for k, v in cfg.to_dict().items()
+                   if k not in ("input_dim", "units", "dtype") and v != _CONFIG_DEFAULTS.get(k)}
+        parts = [cfg.dtype, f"B={self.x.shape[0]} T={self.x.shape[1]} d={cfg.input_dim} u={cfg.units}",
+                 *(f"{k}={v}" for k, v in changed.items()), f"weight_scale={self.weight_scale:g}",
+                 f"input_scale={self.input_scale:g}", f"seed={self.seed}"]
+        if self.mask is not None:
+            parts.append(f"mask={self.mask_kind} masked_output={self.masked_output}")
+        if self.initial_state is not None:
+            parts.append("initial_state")
+        parts += [f"{k}={v}" for k, v in self.extra.items()]
+        return " ".join(parts)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Everything numeric, flat, for ``np.savez`` repro blobs."""

@@ -3,14 +3,14 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .rules import rules
+from ..harness.rules import rules
 
 
 @rules("STATE-1", "BIDI-3")
 @given(data=st.data())
 def test_initial_state_is_used(check, data):
     check.require("initial_state")
-    check.forward(data.draw(check.cases(initial_state=True, mask=False)), property_="initial_state")
+    check.forward(data.draw(check.cases(initial_state=True, mask=False)))
 
 
 @rules("STATE-2")
@@ -22,7 +22,7 @@ def test_two_calls_with_carried_state_equal_one_call(check, data):
     if split == 0:
         split = 1 if case.x.shape[1] > 1 else 0
     if split == 0:
-        return check.forward(case, property_="continuation")
+        return check.forward(case)
     check.continuation(case, split, stateful=False)
 
 
@@ -33,6 +33,6 @@ def test_stateful_layer_continues_across_calls(check, data):
     case = data.draw(check.cases(mask=False, initial_state=False,
                                  fixed={"go_backwards": False, "bidirectional": False}, max_timesteps=32))
     if case.x.shape[1] < 2:
-        return check.forward(case, property_="stateful")
+        return check.forward(case)
     split = data.draw(st.integers(1, case.x.shape[1] - 1), label="split")
     check.continuation(case, split, stateful=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["rules", "spec_dir", "spec_rules", "RULE_ID", "cited_rule_ids"]
+__all__ = ["rules", "spec_dir", "spec_rules", "RULE_ID", "cited_rule_ids", "property_rules", "rule_sort_key"]
 
 #: rule families of spec/ (a citation like UTF-8 in prose is not a rule)
 FAMILIES = ("GATE", "ACT", "SHAPE", "PARAM", "LAYOUT", "MASK", "DIR", "BIDI", "STATE", "STACK", "PROJ", "PEEP",
@@ -26,7 +26,7 @@ def rules(*ids: str):
 
 
 def spec_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "spec"
+    return Path(__file__).resolve().parents[2] / "spec"
 
 
 @lru_cache(maxsize=1)
@@ -49,3 +49,19 @@ def cited_rule_ids(paths: list[Path]) -> dict[str, set[str]]:
         for rid in RULE_ID.findall(path.read_text(encoding="utf-8")):
             cited.setdefault(rid, set()).add(str(path))
     return cited
+
+
+def property_rules(items) -> dict[str, list[str]]:
+    """property (test function name without ``test_``) -> the rules its ``@rules`` marker names."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        mark = item.get_closest_marker("rules")
+        if mark is not None:
+            out[getattr(item, "originalname", item.name).removeprefix("test_")] = list(mark.args)
+    return out
+
+
+def rule_sort_key(rid: str) -> tuple[str, int]:
+    """Natural order: ACT-2 before ACT-10."""
+    fam, _, num = rid.partition("-")
+    return (fam, int(num) if num.isdigit() else 0)

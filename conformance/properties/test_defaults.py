@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from reference import Config
 
-from .rules import rules
+from ..harness.rules import rules
 
 
 @rules("DEF-1", "DEF-2")

@@ -1,0 +1,14 @@
+"""spec/equations.md: the gate equations (GATE-*) through the framework's weight layout, judged by the
+error model: outputs and final (h, c) of any supported config equal the reference."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ..harness.rules import rules
+
+
+@rules("GATE-1", "GATE-2", "GATE-3", "GATE-4", "STATE-4", "SHAPE-4", "NUM-1", "LAYOUT-1")
+@given(data=st.data())
+def test_forward_matches_reference(check, data):
+    """Any supported config: outputs and every final state per layer and direction."""
+    check.forward(data.draw(check.cases(mask=False, initial_state=False)))
