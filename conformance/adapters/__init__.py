@@ -1,7 +1,10 @@
 """Adapter registry: built-in adapters plus the ``lstm_conformance.adapters`` entry-point group.
 
-Adapter modules import their framework lazily (inside methods), so listing adapters never imports a
-framework; a missing framework shows as *not installed* with the import error as its reason.
+One module per framework, named after its backend (``torch.py``, ``onnxruntime.py``; the Keras family in
+``keras/``), the API in ``base.py`` and what several adapters need in ``shared.py``. Adapter modules import
+their framework lazily (inside methods), so listing adapters never imports a framework; a missing framework
+shows as *not installed* with the import error as its reason. A module named like its framework does not
+shadow it: every import of a framework is absolute.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ __all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "BUILTIN", "avail
 #: name -> "module:attribute" (attribute is an Adapter subclass or an instance)
 BUILTIN: dict[str, str] = {
     "numpy": "conformance.adapters.numpy_ref:NumpyAdapter",
-    "keras-tensorflow": "conformance.adapters.keras3:KerasTensorFlowAdapter",
-    "keras-jax": "conformance.adapters.keras3:KerasJaxAdapter",
-    "keras-torch": "conformance.adapters.keras3:KerasTorchAdapter",
-    "tf-keras": "conformance.adapters.tf_keras:TfKerasAdapter",
-    "torch": "conformance.adapters.torch_lstm:TorchAdapter",
-    "onnxruntime": "conformance.adapters.onnxruntime_ort:OnnxRuntimeAdapter",
+    "keras-tensorflow": "conformance.adapters.keras.keras3:KerasTensorFlowAdapter",
+    "keras-jax": "conformance.adapters.keras.keras3:KerasJaxAdapter",
+    "keras-torch": "conformance.adapters.keras.keras3:KerasTorchAdapter",
+    "tf-keras": "conformance.adapters.keras.tf_keras:TfKerasAdapter",
+    "torch": "conformance.adapters.torch:TorchAdapter",
+    "onnxruntime": "conformance.adapters.onnxruntime:OnnxRuntimeAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

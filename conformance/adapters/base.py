@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 
 from reference import Config, Weights
+from reference.config import BIAS_MODES, DTYPES, MERGE_MODES
+from reference.params import CONVENTIONS
 
-__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS", "canonical_output"]
+__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS", "DTYPES", "BIAS_MODES", "MERGE_MODES",
+           "PARAM_CONVENTIONS", "canonical_output"]
 
 #: Options an adapter may declare (each maps to spec rules; see spec/options.md).
 OPTIONS = frozenset({
@@ -27,6 +30,9 @@ OPTIONS = frozenset({
     "peepholes", "cell_clip", "input_forget", "use_bias=False", "initial_state", "mask", "lengths",
     "stateful", "defaults",
 })
+#: The parameter-count conventions of reference.param_count; the other Capabilities fields take Config's
+#: own values (reference.config DTYPES, BIAS_MODES, MERGE_MODES).
+PARAM_CONVENTIONS = CONVENTIONS
 
 
 class Unsupported(Exception):
@@ -51,6 +57,19 @@ class Capabilities:
     max_layers: int = 1
     arbitrary_masks: bool = True  # False: only right-padded masks (e.g. packed sequences)
     fully_masked_rows: bool = True  # False: every row needs >= 1 valid step (packed sequences, cuDNN)
+
+    def __post_init__(self):
+        # a misspelt declaration would otherwise read as "unsupported" and skip its checks silently
+        for what, values, allowed in (("options", self.options, OPTIONS), ("dtypes", self.dtypes, DTYPES),
+                                      ("bias_modes", self.bias_modes, BIAS_MODES),
+                                      ("merge_modes", self.merge_modes, MERGE_MODES),
+                                      ("param_convention", (self.param_convention,), PARAM_CONVENTIONS)):
+            if isinstance(values, str):
+                raise TypeError(f"Capabilities.{what} must be a collection of strings, not the string {values!r}")
+            unknown = sorted(set(values) - set(allowed))
+            if unknown:
+                raise ValueError(f"Capabilities.{what}: unknown {', '.join(map(repr, unknown))}; "
+                                 f"allowed: {', '.join(sorted(allowed))}")
 
     def registry_to_framework(self, registry_name: str) -> str:
         for fw, reg in self.activations.items():
@@ -145,6 +164,12 @@ class Adapter:
         if device not in self.devices():
             return f"{self.name}: device {device!r} not available (has {', '.join(self.devices())})"
         return None
+
+    def require_supported(self, config: Config, variant: str, device: str) -> None:
+        """Raise Unsupported with :meth:`unsupported_reason`, if there is one (a build's first step)."""
+        reason = self.unsupported_reason(config, variant, device)
+        if reason:
+            raise Unsupported(reason)
 
     # ---- running ------------------------------------------------------------------------------
     def build(self, config: Config, weights: Weights, *, variant: str = "default", device: str = "cpu",

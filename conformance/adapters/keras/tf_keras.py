@@ -14,18 +14,16 @@ use_bias and no unroll the layer ignores ``implementation`` and runs its own ``s
 
 from __future__ import annotations
 
-from .base import Capabilities
-from .keras_common import (KERAS_MERGE_MODES, KERAS_OPTIONS, KerasAdapterBase, keras_activations, tf_devices,
-                           tf_runner)
+from ..shared import ieee_matmuls_tf
+from .base import KerasAdapterBase, keras_capabilities
+from .tf_runner import tf_devices, tf_runner
 
 __all__ = ["TfKerasAdapter"]
 
 
 class TfKerasAdapter(KerasAdapterBase):
     name = "tf-keras"
-    capabilities = Capabilities(options=KERAS_OPTIONS, activations=keras_activations("hard_sigmoid_keras2"),
-                                dtypes=("float32", "float64"), merge_modes=KERAS_MERGE_MODES,
-                                param_convention="keras", max_layers=4)
+    capabilities = keras_capabilities("hard_sigmoid_keras2")
     variants = ("impl2", "impl1", "unroll")
     requires = ("tensorflow", "tf_keras")
 
@@ -86,8 +84,4 @@ class TfKerasAdapter(KerasAdapterBase):
         return "cudnn" if handle.device == "gpu" else "standard_lstm"
 
     def _precision(self, handle):
-        if handle.device == "gpu":
-            import tensorflow as tf
-
-            tf.config.experimental.enable_tensor_float_32_execution(False)
-        return "ieee"
+        return ieee_matmuls_tf(handle.device)

@@ -21,7 +21,6 @@ with cuDNN disabled (aten's generic CUDA kernels), so ``cudnn`` is the only vari
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from reference import Config, Weights
 from reference.layouts import to_torch
 
 from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+from .shared import LayerCache, ieee_matmuls_torch, layer_major, lengths_from_mask, per_layer, torch_devices
 
 
 @contextmanager
@@ -90,7 +90,7 @@ class TorchAdapter(Adapter):
     )
 
     def __init__(self) -> None:
-        self._modules: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._modules = LayerCache(_CACHE_SIZE)
         self._threads_set = False
 
     def _set_threads(self) -> None:
@@ -110,9 +110,7 @@ class TorchAdapter(Adapter):
         return {"torch": torch.__version__}
 
     def devices(self) -> list[str]:
-        import torch
-
-        return ["cpu", "gpu"] if torch.cuda.is_available() else ["cpu"]
+        return torch_devices()
 
     # ---- per-case support ---------------------------------------------------------------------
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
@@ -151,18 +149,13 @@ class TorchAdapter(Adapter):
                config.use_bias, config.dtype, variant, device)
         entry = self._modules.get(key)
         if entry is not None:
-            self._modules.move_to_end(key)
             return entry
         module = torch.nn.LSTM(config.input_dim, config.units, num_layers=config.num_layers, bias=config.use_bias,
                                batch_first=variant != "time_major", bidirectional=config.bidirectional,
                                proj_size=config.proj_size)
         module = module.to(device=self._torch_device(device), dtype=getattr(torch, config.dtype)).eval()
         module.requires_grad_(False)
-        entry = _Entry(module, names=tuple(n for n, _ in module.named_parameters()))
-        self._modules[key] = entry
-        while len(self._modules) > _CACHE_SIZE:
-            self._modules.popitem(last=False)
-        return entry
+        return self._modules.put(key, _Entry(module, names=tuple(n for n, _ in module.named_parameters())))
 
     def build(self, config: Config, weights: Weights, *, variant: str = "batch_first", device: str = "cpu",
               stateful: bool = False) -> _Handle:
@@ -170,13 +163,8 @@ class TorchAdapter(Adapter):
 
         if stateful:
             raise Unsupported(f"{self.name}: nn.LSTM keeps no state between calls (no stateful option)")
-        reason = self.unsupported_reason(config, variant, device)
-        if reason:
-            raise Unsupported(reason)
-        if device == "gpu":
-            # NUM-3: float32 matmuls in full precision; TF32 would be its own, much looser error model.
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        self.require_supported(config, variant, device)
+        ieee_matmuls_torch(device)  # NUM-3: float32 matmuls in full precision
         self._set_threads()
         entry = self._module(config, variant, device)
         state_dict = to_torch(weights, config)  # LAYOUT-3
@@ -205,28 +193,23 @@ class TorchAdapter(Adapter):
         import torch
 
         cfg, variant = handle.config, handle.variant
-        T = x.shape[1]
         D, L = cfg.num_directions, cfg.num_layers
         dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
         lengths = None
         if mask is not None:
-            if masked_output != "zero":
-                raise Unsupported(f"{self.name}: padded steps output zeros (MASK-2 'zero'), not {masked_output!r}")
-            lengths = mask.sum(axis=1)
-            if not np.array_equal(mask, np.arange(T)[None, :] < lengths[:, None]):
-                raise Unsupported(f"{self.name}: only right-padded masks (sequence lengths) are expressible")
+            lengths = lengths_from_mask(self.name, mask, masked_output, via="sequence lengths")
             if lengths.min() < 1:
                 raise Unsupported(f"{self.name}: pack_padded_sequence needs every length >= 1")
         h0 = c0 = None
         if initial_state is not None:
             # STATE-1: (D*L, B, H) layer-major [l0 fwd, l0 bwd, l1 fwd, ...], never batch-first.
-            h0 = np.stack([np.asarray(initial_state[l][d][0]) for l in range(L) for d in range(D)])
-            c0 = np.stack([np.asarray(initial_state[l][d][1]) for l in range(L) for d in range(D)])
+            h0, c0 = (np.stack(s) for s in layer_major(initial_state))
 
         def tensor(a):
             return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
 
         self._load(handle)
+        precision = ieee_matmuls_torch(handle.device) if cfg.dtype == "float32" else "ieee"  # before the call
         use_cudnn = variant == "cudnn"
         with torch.inference_mode(), (_cudnn_enabled(use_cudnn) if dev.type == "cuda" else nullcontext()):
             if variant == "unbatched":
@@ -234,19 +217,13 @@ class TorchAdapter(Adapter):
             else:
                 y, hn, cn = self._run_batched(handle.entry.module, x, lengths, h0, c0, tensor,
                                               time_major=variant == "time_major")
-            kernel_path = "generic"
-            if dev.type == "cuda" and use_cudnn and torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled:
-                kernel_path = "cudnn"
-            precision = "ieee"
-            if dev.type == "cuda" and cfg.dtype == "float32":
-                tf32 = torch.backends.cudnn.allow_tf32 if kernel_path == "cudnn" else torch.backends.cuda.matmul.allow_tf32
-                precision = "tf32" if tf32 else "ieee"
+            cudnn_on = torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
+            kernel_path = "cudnn" if dev.type == "cuda" and use_cudnn and cudnn_on else "generic"
         y = y.cpu().numpy()  # (B, T, D*H), batch-major; bidirectional = cat([fwd, bwd]), bwd in original order
         H = cfg.hidden_size
         output = canonical_output(cfg, y[..., :H], y[..., H:]) if D == 2 else canonical_output(cfg, y)
         hn, cn = hn.cpu().numpy(), cn.cpu().numpy()  # (D*L, B, H)
-        return Output(output=output, h=[[hn[l * D + d] for d in range(D)] for l in range(L)],
-                      c=[[cn[l * D + d] for d in range(D)] for l in range(L)], kernel_path=kernel_path,
+        return Output(output=output, h=per_layer(hn, L, D), c=per_layer(cn, L, D), kernel_path=kernel_path,
                       precision=precision)
 
     @staticmethod

@@ -22,32 +22,26 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
-from .base import Capabilities, Unsupported
-from .keras_common import (KERAS_MERGE_MODES, KERAS_OPTIONS, KerasAdapterBase, keras_activations, tf_devices,
-                           tf_runner)
+from ..base import Unsupported
+from ..shared import ieee_matmuls_jax, ieee_matmuls_tf, ieee_matmuls_torch, right_padded_lengths, torch_devices
+from .base import KerasAdapterBase, keras_capabilities
+from .tf_runner import tf_devices, tf_runner
 
 __all__ = ["KerasTensorFlowAdapter", "KerasJaxAdapter", "KerasTorchAdapter"]
 
 _CUDNN_ACTIVATIONS = ("tanh", "sigmoid")
 #: opt-in for variants too slow for a CI run (keras-jax:unroll); tox passes LSTM_CONFORMANCE_* through
 SLOW_VARIANTS_ENV = "LSTM_CONFORMANCE_SLOW_VARIANTS"
-#: Why keras-jax and keras-torch declare float32 only (Keras 3.15.1): Keras' type promotion maps float64 to
-#: float32 on every backend but TensorFlow (keras/src/backend/common/dtypes.py BIT64_TO_BIT32_DTYPE), so
+#: float64 on keras-jax and keras-torch (Keras 3.15.1): every backend declares float64, and on these two it is
+#: a recorded finding (an xfail of NUM-5), not a refusal. Keras' type promotion maps float64 to float32 on
+#: every backend but TensorFlow (keras/src/backend/common/dtypes.py BIT64_TO_BIT32_DTYPE), so
 #: ``keras.ops.matmul`` of two float64 tensors returns float32 there; a float64 LSTM's generic step loop
 #: (``LSTMCell.call``) then runs its matmuls in float32 while its variables and outputs say float64.
-_NO_FLOAT64 = "Keras 3 computes float64 matmuls in float32 on this backend"
-
-
-def _caps(dtypes: tuple[str, ...]) -> Capabilities:
-    return Capabilities(options=KERAS_OPTIONS, activations=keras_activations("hard_sigmoid_keras3"), dtypes=dtypes,
-                        merge_modes=KERAS_MERGE_MODES, param_convention="keras", max_layers=4)
 
 
 class _Keras3Adapter(KerasAdapterBase):
-    backend = ""  # keras.backend.backend() this adapter needs
-    backend_module = ""  # the framework module to import and report
+    backend = ""  # keras.backend.backend() this adapter needs, also the framework module imported and reported
+    capabilities = keras_capabilities("hard_sigmoid_keras3")
     variants = ("default", "unroll", "impl1", "cudnn")
 
     # ---- environment -------------------------------------------------------------------------
@@ -67,9 +61,9 @@ class _Keras3Adapter(KerasAdapterBase):
         if have != self.backend:
             return f"keras backend in this process is {have!r}; set KERAS_BACKEND={self.backend}"
         try:
-            __import__(self.backend_module)
+            __import__(self.backend)
         except ImportError as exc:
-            return f"{self.backend_module} is not importable: {exc}"
+            return f"{self.backend} is not importable: {exc}"
         return None
 
     def versions(self):
@@ -78,8 +72,8 @@ class _Keras3Adapter(KerasAdapterBase):
 
             import keras
 
-            mod = importlib.import_module(self.backend_module)
-            self._versions = {"keras": keras.__version__, self.backend_module: mod.__version__}
+            mod = importlib.import_module(self.backend)
+            self._versions = {"keras": keras.__version__, self.backend: mod.__version__}
             self._versions.update(self._extra_versions())
         return self._versions
 
@@ -101,14 +95,12 @@ class _Keras3Adapter(KerasAdapterBase):
         if variant != "cudnn":
             return None
         if "gpu" not in self.devices():
-            return f"no GPU: the cudnn variant runs only where {self.backend_module} sees a GPU"
+            return f"no GPU: the cudnn variant runs only where {self.backend} sees a GPU"
         if device != "gpu":
             return "the cudnn variant runs only with --device gpu"
         return None
 
     def unsupported_reason(self, config, variant, device):
-        if config.dtype == "float64" and "float64" not in self.capabilities.dtypes:
-            return f"{self.name} does not run float64: {_NO_FLOAT64}"
         reason = super().unsupported_reason(config, variant, device) or self.variant_unavailable_reason(variant, device)
         if reason or variant != "cudnn":
             return reason
@@ -129,8 +121,8 @@ class _Keras3Adapter(KerasAdapterBase):
             return
         if self.backend != "tensorflow":
             raise Unsupported(f"Keras 3 {self.backend} cuDNN path takes no mask (use_cudnn=True raises)")
-        right_padded = np.all(mask[:, :-1] >= mask[:, 1:])
-        if not right_padded or not mask.any(axis=1).all():
+        lengths = right_padded_lengths(mask)
+        if lengths is None or lengths.min() < 1:
             raise Unsupported("the TF cuDNN path needs right-padded masks with >= 1 valid step per row")
 
     # ---- running -------------------------------------------------------------------------------
@@ -158,8 +150,6 @@ class _Keras3Adapter(KerasAdapterBase):
 class KerasTensorFlowAdapter(_Keras3Adapter):
     name = "keras-tensorflow"
     backend = "tensorflow"
-    backend_module = "tensorflow"
-    capabilities = _caps(("float32", "float64"))
 
     def devices(self):
         return tf_devices()
@@ -171,21 +161,14 @@ class KerasTensorFlowAdapter(_Keras3Adapter):
         return tf_runner(self, struct, handle, signature, probe, eager=handle.variant == "unroll")
 
     def _precision(self, handle):
-        if handle.device == "gpu":
-            import tensorflow as tf
-
-            # TF enables TF32 matmuls by default on Ampere+; float32 checks need IEEE float32 (DESIGN §3)
-            tf.config.experimental.enable_tensor_float_32_execution(False)
-        return "ieee"
+        return ieee_matmuls_tf(handle.device)
 
 
 class KerasJaxAdapter(_Keras3Adapter):
     name = "keras-jax"
     backend = "jax"
-    backend_module = "jax"
-    # float64 runs and is a recorded finding (xfails/keras-jax.txt, NUM-5): see _NO_FLOAT64; here ops.tanh
-    # (the default activation) is float32 too, even with jax_enable_x64 (measured error ~1e-7)
-    capabilities = _caps(("float32", "float64"))
+    # float64 is a recorded finding (see above); here ops.tanh (the default activation) is float32 too, even
+    # with jax_enable_x64 (measured error ~1e-7)
 
     def variant_unavailable_reason(self, variant, device):
         if variant == "unroll" and not os.environ.get(SLOW_VARIANTS_ENV):
@@ -214,24 +197,17 @@ class KerasJaxAdapter(_Keras3Adapter):
         import jax
 
         cfg, layers = handle.config, struct.layers
-
-        def eager(x, mask, init):
-            probe.traced = True
-            return self._chain(layers, cfg, x, mask, init, self._call_layer)
-
         if handle.stateful:
             # RNN state variables are created untracked (no automatic dependency tracking), so
             # stateless_call cannot carry them through jit: stateful layers run eagerly
-            return eager
+            return self.eager_runner(struct, handle, probe)
 
         def pure(trainable, non_trainable, x, mask, init):
             probe.traced = True
 
             def call(index, layer, inputs, m, st):
-                kwargs = {} if m is None else {"mask": m}
-                if st is not None:
-                    kwargs["initial_state"] = st
-                out, _ = layer.stateless_call(trainable[index], non_trainable[index], inputs, **kwargs)
+                out, _ = layer.stateless_call(trainable[index], non_trainable[index], inputs,
+                                              **self._call_kwargs(m, st))
                 return out
 
             return self._chain(layers, cfg, x, mask, init, call)
@@ -252,35 +228,26 @@ class KerasJaxAdapter(_Keras3Adapter):
         return jax.block_until_ready(outputs)
 
     def _precision(self, handle):
-        if handle.device == "gpu":
-            import jax
-
-            jax.config.update("jax_default_matmul_precision", "highest")
-        return "ieee"
+        return ieee_matmuls_jax(handle.device)
 
 
 class KerasTorchAdapter(_Keras3Adapter):
     name = "keras-torch"
     backend = "torch"
-    backend_module = "torch"
-    # float64 runs and is a recorded finding (xfails/keras-torch.txt, NUM-5): see _NO_FLOAT64; only the
-    # unmasked fused path (_fallback_lstm, plain torch.matmul) stays float64
-    capabilities = _caps(("float32", "float64"))
+    # float64 is a recorded finding (see above); only the unmasked fused path (_fallback_lstm, plain
+    # torch.matmul) stays float64
 
     def devices(self):
-        import torch
-
-        return ["cpu"] + (["gpu"] if torch.cuda.is_available() else [])
+        return torch_devices()
 
     def _make_runner(self, struct, handle, signature, probe):
         import torch
 
-        cfg, layers = handle.config, struct.layers
+        chain = self.eager_runner(struct, handle, probe)
 
         def run(x, mask, init):
-            probe.traced = True
             with torch.no_grad():  # inference only: no autograd graph kept
-                return self._chain(layers, cfg, x, mask, init, self._call_layer)
+                return chain(x, mask, init)
 
         return run
 
@@ -298,9 +265,4 @@ class KerasTorchAdapter(_Keras3Adapter):
         return outputs
 
     def _precision(self, handle):
-        if handle.device == "gpu":
-            import torch
-
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False  # on by default; cuDNN RNNs would use TF32
-        return "ieee"
+        return ieee_matmuls_torch(handle.device)

@@ -30,11 +30,13 @@ from reference.activations import parse_activation
 from reference.layouts import to_onnx
 
 from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+from .shared import LayerCache, layer_major, lengths_from_mask, per_layer
 
 OPSET = 14  # LSTM-14: the current LSTM (adds `layout`)
 _INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _WEIGHTS = ("W", "R", "B", "P")
 _VARIANTS = ("initializers", "inputs")
+_CACHE_SIZE = 32  # inputs-variant sessions kept per adapter (one per structure and optional-input set)
 
 #: ONNX activation names -> the registry function each computes (ACT-30); HardSigmoid is the ONNX one
 #: (alpha 0.2, beta 0.5), not either Keras hard_sigmoid.
@@ -50,7 +52,8 @@ class _Handle:
     config: Config
     variant: str
     weights: dict[str, np.ndarray]  # to_onnx tensors in the config dtype
-    sessions: dict[tuple, Any] = field(default_factory=dict)  # initializers variant: per optional-input set
+    #: initializers variant: one session per set of optional inputs fed (sequence_lens, initial_h/c)
+    sessions: LayerCache = field(default_factory=lambda: LayerCache(4))
 
 
 class OnnxRuntimeAdapter(Adapter):
@@ -73,7 +76,7 @@ class OnnxRuntimeAdapter(Adapter):
     )
 
     def __init__(self) -> None:
-        self._sessions: dict[tuple, Any] = {}  # inputs variant: per structure
+        self._sessions = LayerCache(_CACHE_SIZE)  # inputs variant: per structure
 
     # ---- environment -------------------------------------------------------------------------
     def versions(self) -> dict[str, str]:
@@ -101,7 +104,8 @@ class OnnxRuntimeAdapter(Adapter):
     # ---- graph building -------------------------------------------------------------------------
     def _attributes(self, config: Config) -> dict:
         attrs: dict[str, Any] = {"hidden_size": config.units}
-        attrs["direction"] = "bidirectional" if config.bidirectional else "reverse" if config.go_backwards else "forward"
+        attrs["direction"] = ("bidirectional" if config.bidirectional else "reverse" if config.go_backwards
+                              else "forward")
         acts = [config.recurrent_act, config.act, config.act]  # f, g, h (ONNX); g and h share `activation`
         if [a.name for a in acts] != ["sigmoid", "tanh", "tanh"]:
             fw = self.capabilities.registry_to_framework
@@ -133,7 +137,8 @@ class OnnxRuntimeAdapter(Adapter):
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(config.dtype))
         graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem, shapes[n])
                         for n in names if n and n not in initializers]
-        outputs = [helper.make_tensor_value_info(n, elem, [None] * rank) for n, rank in (("Y", 4), ("Y_h", 3), ("Y_c", 3))]
+        outputs = [helper.make_tensor_value_info(n, elem, [None] * rank)
+                   for n, rank in (("Y", 4), ("Y_h", 3), ("Y_c", 3))]
         inits = [numpy_helper.from_array(v, n) for n, v in initializers.items()]
         model = helper.make_model(helper.make_graph([node], "lstm", graph_inputs, outputs, initializer=inits),
                                   opset_imports=[helper.make_opsetid("", OPSET)])
@@ -152,43 +157,38 @@ class OnnxRuntimeAdapter(Adapter):
             structure = (repr(sorted(self._attributes(cfg).items())), cfg.dtype, cfg.input_dim, cfg.use_bias,
                          cfg.peepholes)
             cache, key, inits = self._sessions, (structure, optional), {}
-        if key not in cache:
+        session = cache.get(key)
+        if session is None:
             shapes = {n: s for n, s in feed_shapes.items()}
             shapes.update({n: v.shape for n, v in handle.weights.items()})
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1  # the suite's small cases: threads cost more than they save
             opts.log_severity_level = 3
-            cache[key] = ort.InferenceSession(self._model(cfg, shapes, inits).SerializeToString(), opts,
-                                              providers=["CPUExecutionProvider"])
-        return cache[key]
+            session = cache.put(key, ort.InferenceSession(self._model(cfg, shapes, inits).SerializeToString(), opts,
+                                                          providers=["CPUExecutionProvider"]))
+        return session
 
     # ---- running ------------------------------------------------------------------------------
     def build(self, config: Config, weights: Weights, *, variant: str = "initializers", device: str = "cpu",
               stateful: bool = False) -> _Handle:
         if stateful:
             raise Unsupported(f"{self.name}: an ONNX LSTM node keeps no state between runs")
-        reason = self.unsupported_reason(config, variant, device)
-        if reason:
-            raise Unsupported(reason)
+        self.require_supported(config, variant, device)
         tensors = {k: np.ascontiguousarray(v.astype(config.dtype)) for k, v in to_onnx(weights, config).items()}
         return _Handle(config, variant, tensors)  # LAYOUT-4
 
     def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
                 masked_output: str = "zero") -> Output:
         cfg = handle.config
-        D, T = cfg.num_directions, x.shape[1]
+        D = cfg.num_directions
         feed: dict[str, np.ndarray] = {"X": np.ascontiguousarray(x.transpose(1, 0, 2).astype(cfg.dtype))}  # layout 0
         if mask is not None:
-            if masked_output != "zero":
-                raise Unsupported(f"{self.name}: padded steps output zeros (MASK-2 'zero'), not {masked_output!r}")
-            lengths = mask.sum(axis=1)
-            if not np.array_equal(mask, np.arange(T)[None, :] < lengths[:, None]):
-                raise Unsupported(f"{self.name}: only right-padded masks (sequence_lens) are expressible")
+            lengths = lengths_from_mask(self.name, mask, masked_output, via="sequence_lens")
             feed["sequence_lens"] = lengths.astype(np.int32)
         if initial_state is not None:
-            dirs = initial_state[0]  # STATE-1: one layer; (D, B, H), index 0 forward
-            feed["initial_h"] = np.stack([np.asarray(h, cfg.dtype) for h, _ in dirs])
-            feed["initial_c"] = np.stack([np.asarray(c, cfg.dtype) for _, c in dirs])
+            # STATE-1: one layer; (D, B, H), index 0 forward
+            h0, c0 = layer_major(initial_state)
+            feed["initial_h"], feed["initial_c"] = np.stack(h0).astype(cfg.dtype), np.stack(c0).astype(cfg.dtype)
         shapes = {"X": ("T", "B", cfg.input_dim), "sequence_lens": ("B",), "initial_h": (D, "B", cfg.units),
                   "initial_c": (D, "B", cfg.units)}
         session = self._session(handle, {n: shapes[n] for n in feed})
@@ -200,8 +200,7 @@ class OnnxRuntimeAdapter(Adapter):
             seqs[0] = seqs[0][:, ::-1]  # DIR-2: ONNX 'reverse' returns original order; the spec, processing order
         output = canonical_output(cfg, *seqs)
         kernel_path = "cpu:const-weights" if handle.variant == "initializers" else "cpu:fed-weights"
-        return Output(output=output, h=[[Yh[d] for d in range(D)]], c=[[Yc[d] for d in range(D)]],
-                      kernel_path=kernel_path)
+        return Output(output=output, h=per_layer(Yh, 1, D), c=per_layer(Yc, 1, D), kernel_path=kernel_path)
 
     def param_count(self, handle: _Handle) -> int:
         """ONNX reports no count: the sizes of the node's weight tensors as the model holds them

@@ -16,59 +16,31 @@ call signature (mask?, initial state?, masked-output rule). Never ``model.predic
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from reference import Config, from_keras, to_keras
+from reference import MERGE_MODES, Config, from_keras, to_keras
 
-from .base import Adapter, Output, Unsupported
+from ..base import Adapter, Capabilities, Output, Unsupported
+from ..shared import LayerCache, per_layer
+from .names import GELU_TANH_NAME, gelu_approximate, keras_activations
 
-__all__ = ["KerasAdapterBase", "KerasHandle", "Structure", "keras_activations", "KERAS_OPTIONS",
+__all__ = ["KerasAdapterBase", "KerasHandle", "Structure", "PathProbe", "keras_capabilities", "KERAS_OPTIONS",
            "KERAS_MERGE_MODES"]
 
 KERAS_OPTIONS = frozenset({"return_sequences", "return_state", "go_backwards", "bidirectional", "num_layers",
                            "use_bias=False", "initial_state", "mask", "stateful", "defaults"})
-KERAS_MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
-_MERGE_TO_KERAS = {"concat": "concat", "sum": "sum", "mul": "mul", "ave": "ave", "none": None}
-
-#: Activation-call names that are not plain strings: resolved to a callable by the adapter (ACT-14).
-GELU_TANH_NAME = "gelu(approximate=True)"
+KERAS_MERGE_MODES = MERGE_MODES  # Bidirectional offers every BIDI-2 merge
 
 
-def keras_activations(hard_sigmoid: str) -> dict[str, str]:
-    """Keras activation name -> registry function it computes (ACT-30), verified by
-    ``test_activation_choices_match_registry`` on every backend.
-
-    The one name whose function differs between the APIs is ``hard_sigmoid`` (ACT-3 vs ACT-4), hence the
-    argument. ``'gelu'`` is the exact erf form in both (``approximate=False`` default); the tanh form is
-    only reachable as ``gelu(x, approximate=True)``. ``'leaky_relu'`` uses the default slope 0.2 (Keras 3
-    ``negative_slope=0.2``, tf-keras ``tf.nn.leaky_relu(alpha=0.2)``).
-    """
-    names = ["tanh", "sigmoid", "relu", "linear", "softsign", "softplus", "elu", "selu", "silu", "swish", "gelu",
-             "exponential", "leaky_relu"]
-    table = {n: n for n in names}
-    table["hard_sigmoid"] = hard_sigmoid
-    table[GELU_TANH_NAME] = "gelu_tanh"
-    return table
-
-
-_GELU_APPROXIMATE: dict[str, Callable] = {}
-
-
-def _gelu_approximate(keras) -> Callable:
-    """``gelu(x, approximate=True)`` as a registered serializable function: Bidirectional builds its backward
-    layer from the forward layer's config, which cannot serialize a ``functools.partial``."""
-    fn = _GELU_APPROXIMATE.get(keras.__name__)
-    if fn is None:
-        def gelu_approximate(x):
-            return keras.activations.gelu(x, approximate=True)
-
-        register = keras.saving.register_keras_serializable(package="lstm_conformance", name="gelu_approximate")
-        fn = _GELU_APPROXIMATE[keras.__name__] = register(gelu_approximate)
-    return fn
+def keras_capabilities(hard_sigmoid: str) -> Capabilities:
+    """What both Keras APIs run; ``hard_sigmoid`` names the registry function their ``'hard_sigmoid'`` is."""
+    return Capabilities(options=KERAS_OPTIONS, activations=keras_activations(hard_sigmoid),
+                        dtypes=("float32", "float64"), merge_modes=KERAS_MERGE_MODES, param_convention="keras",
+                        max_layers=4)
 
 
 @dataclass
@@ -93,7 +65,7 @@ class KerasHandle:
     batch: int | None = None
 
 
-class _PathProbe:
+class PathProbe:
     """Records whether a Keras cell's Python ``call`` ran (the generic step loop) during one chain call.
 
     Fused kernels (cuDNN, Keras-on-torch's ``_fallback_lstm``) never call the cell. Under tracing
@@ -120,20 +92,20 @@ class _PathProbe:
 
 
 class KerasAdapterBase(Adapter):
-    exercises = ("LAYOUT-2", "DEF-3")  # Keras kernel layout; framework activation names (hard_sigmoid)
     """Shared build/forward logic. Subclasses provide the framework hooks below (``_keras``,
     ``_variant_kwargs``, ``_device_scope``, ``_make_runner``, ``_to_numpy``, ``_reset``, ``_install_probe``,
     ``_kernel_path``) and the environment methods."""
 
     framework = "keras"
     variants: tuple[str, ...] = ("default",)
-    #: every check goes through to_keras (kernel/recurrent_kernel/bias, gates i, f, c, o)
-    exercises = ("LAYOUT-2",)
+    #: every check goes through to_keras (LAYOUT-2: kernel/recurrent_kernel/bias, gates i, f, c, o) and passes
+    #: the framework's own activation names (DEF-3: hard_sigmoid means ACT-3 or ACT-4 by API)
+    exercises = ("LAYOUT-2", "DEF-3")
     #: structures kept per adapter instance; the oldest is dropped beyond this (traced graphs hold memory)
     cache_size = 48
 
     def __init__(self):
-        self._cache: OrderedDict[tuple, Structure] = OrderedDict()
+        self._cache = LayerCache(self.cache_size)
         self._versions: dict[str, str] | None = None
 
     # ---- hooks ---------------------------------------------------------------------------------
@@ -146,7 +118,7 @@ class KerasAdapterBase(Adapter):
     def _device_scope(self, device: str):
         raise NotImplementedError
 
-    def _make_runner(self, structure: Structure, handle: KerasHandle, signature: tuple, probe: _PathProbe) -> Callable:
+    def _make_runner(self, structure: Structure, handle: KerasHandle, signature: tuple, probe: PathProbe) -> Callable:
         """A callable ``(x, mask, flat_init) -> flat outputs`` running ``self._chain`` (traced or eager)."""
         raise NotImplementedError
 
@@ -156,7 +128,7 @@ class KerasAdapterBase(Adapter):
     def _reset(self, layer) -> None:
         raise NotImplementedError
 
-    def _install_probe(self, layer, probe: _PathProbe) -> None:
+    def _install_probe(self, layer, probe: PathProbe) -> None:
         raise NotImplementedError
 
     def _kernel_path(self, handle: KerasHandle, probe_cell_ran: bool) -> str:
@@ -173,7 +145,7 @@ class KerasAdapterBase(Adapter):
     # ---- building ------------------------------------------------------------------------------
     def _activation_arg(self, registry_name: str):
         fw = self.capabilities.registry_to_framework(registry_name)
-        return _gelu_approximate(self._keras()) if fw == GELU_TANH_NAME else fw
+        return gelu_approximate(self._keras()) if fw == GELU_TANH_NAME else fw
 
     def _new_lstm(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool):
         keras = self._keras()
@@ -194,11 +166,11 @@ class KerasAdapterBase(Adapter):
                 last = l == config.num_layers - 1
                 lstm = self._new_lstm(config, variant, return_sequences=config.return_sequences if last else True,
                                       stateful=stateful)
+                layer = lstm
                 if config.bidirectional:
-                    layer = keras.layers.Bidirectional(lstm, merge_mode=_MERGE_TO_KERAS[config.effective_merge_mode],
+                    mode = config.effective_merge_mode  # Keras spells merge 'none' as merge_mode=None
+                    layer = keras.layers.Bidirectional(lstm, merge_mode=None if mode == "none" else mode,
                                                        dtype=config.dtype)
-                else:
-                    layer = lstm
                 layer.build((batch, None, config.layer_input_dim(l)))
                 layers.append(layer)
         return layers
@@ -207,25 +179,18 @@ class KerasAdapterBase(Adapter):
         key = (handle.config, handle.variant, handle.device, handle.stateful, batch)
         struct = self._cache.get(key)
         if struct is None:
-            struct = Structure(self._build_layers(handle.config, handle.variant, handle.device, handle.stateful,
-                                                  batch))
-            self._cache[key] = struct
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-            if handle.stateful:
-                for layer in struct.layers:
-                    self._reset(layer)  # a reused stateful layer starts from zeros, as a fresh one would
+            struct = self._cache.put(key, Structure(self._build_layers(handle.config, handle.variant, handle.device,
+                                                                       handle.stateful, batch)))
+        elif handle.stateful:
+            for layer in struct.layers:
+                self._reset(layer)  # a reused stateful layer starts from zeros, as a fresh one would
         self._assign(struct, handle)
         return struct
 
     @staticmethod
     def _lstms(layer) -> list:
         """The LSTM layers inside one chain element, forward first (LAYOUT-2 direction order)."""
-        if hasattr(layer, "forward_layer"):
-            return [layer.forward_layer, layer.backward_layer]
-        return [layer]
+        return [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
 
     def _assign(self, struct: Structure, handle: KerasHandle) -> None:
         struct.owner = handle
@@ -238,9 +203,7 @@ class KerasAdapterBase(Adapter):
                     cell.bias.assign(kw["bias"])
 
     def build(self, config, weights, *, variant="default", device="cpu", stateful=False):
-        reason = self.unsupported_reason(config, variant, device)
-        if reason:
-            raise Unsupported(reason)
+        self.require_supported(config, variant, device)
         kweights = to_keras(weights.astype(config.dtype), config)
         handle = KerasHandle(config, kweights, variant, device, stateful)
         if not stateful:  # a stateful layer needs the batch size: built at the first call
@@ -267,13 +230,27 @@ class KerasAdapterBase(Adapter):
             inp = outs[0]
         return outs + states
 
-    def _call_layer(self, index, layer, inputs, mask, initial_state):
-        kwargs = {}
-        if mask is not None:
-            kwargs["mask"] = mask
+    def eager_runner(self, struct: Structure, handle: KerasHandle, probe: PathProbe) -> Callable:
+        """The chain called layer by layer, ``(x, mask, flat_init) -> flat outputs``: run as is, or the
+        function a backend traces; either way the probe learns that the Python body ran."""
+        cfg, layers = handle.config, struct.layers
+
+        def run(x, mask, flat_init):
+            probe.traced = True
+            return self._chain(layers, cfg, x, mask, flat_init, self._call_layer)
+
+        return run
+
+    @staticmethod
+    def _call_kwargs(mask, initial_state) -> dict:
+        """A layer call's optional arguments, given only when present."""
+        kwargs = {} if mask is None else {"mask": mask}
         if initial_state is not None:
             kwargs["initial_state"] = initial_state
-        return layer(inputs, **kwargs)
+        return kwargs
+
+    def _call_layer(self, index, layer, inputs, mask, initial_state):
+        return layer(inputs, **self._call_kwargs(mask, initial_state))
 
     def _check_call(self, handle: KerasHandle, mask) -> None:
         """Per-call support beyond the config (raises Unsupported: the draw is rejected)."""
@@ -312,7 +289,7 @@ class KerasAdapterBase(Adapter):
         runner = struct.runners.get(signature)
         probe = struct.probe
         if probe is None:
-            probe = struct.probe = _PathProbe()
+            probe = struct.probe = PathProbe()
             for layer in struct.layers:
                 self._install_probe(layer, probe)
         if runner is None:
@@ -326,10 +303,9 @@ class KerasAdapterBase(Adapter):
         flat = [self._to_numpy(t) for t in flat]
         n_out = 2 if cfg.effective_merge_mode == "none" else 1
         output = tuple(flat[:n_out]) if n_out == 2 else flat[0]
-        states = flat[n_out:]
-        nd = cfg.num_directions
-        h = [[states[(l * nd + d) * 2] for d in range(nd)] for l in range(cfg.num_layers)]
-        c = [[states[(l * nd + d) * 2 + 1] for d in range(nd)] for l in range(cfg.num_layers)]
+        states = flat[n_out:]  # [h, c] per layer and direction, layer-major
+        h = per_layer(states[0::2], cfg.num_layers, cfg.num_directions)
+        c = per_layer(states[1::2], cfg.num_layers, cfg.num_directions)
         return Output(output=output, h=h, c=c, kernel_path=struct.kernel_paths.get(signature),
                       precision=precision)
 
@@ -345,7 +321,7 @@ class KerasAdapterBase(Adapter):
         struct = handle.structure
         if struct.owner is not handle:
             self._assign(struct, handle)
-        runner = self._make_runner(struct, handle, (False, False, None), _PathProbe())
+        runner = self._make_runner(struct, handle, (False, False, None), PathProbe())
         with self._device_scope(handle.device):
             xt = self._to_tensor(x)
             runner(xt, None, None)  # trace/compile outside the timed calls
@@ -398,73 +374,3 @@ class KerasAdapterBase(Adapter):
             # an unmapped name is reported as itself, so DEF-2 fails naming it
             names[role] = self.capabilities.activations.get(fw, f"unmapped Keras activation {fw!r}")
         return weights, names
-
-
-#: TF: below this many layer-direction steps a first call runs eagerly (TF 2.21 on 2 CPU cores: ~3.4 ms per
-#: eager step against ~0.2 s to trace each layer-direction)
-EAGER_MAX_STEPS = 64
-
-
-def tf_runner(adapter: KerasAdapterBase, struct: Structure, handle: KerasHandle, signature: tuple,
-              probe: _PathProbe, *, eager: bool) -> Callable:
-    """The chain as a ``tf.function`` with a shape-relaxed input signature (batch and time free), so one
-    trace serves every case of the structure (~2 ms a call instead of ~3 ms per time step eagerly).
-
-    Most drawn structures are called once or twice, so short calls run eagerly (the same ops without a
-    graph); the trace is made for long sequences or from the third call on (hypothesis replays). ``eager=True`` always for unrolled layers: unrolling needs a static
-    time dimension, and tracing an unrolled loop costs ~1.4 s at T=64 and ~15 s at T=512, far more than
-    running it eagerly.
-    """
-    import tensorflow as tf
-
-    cfg = handle.config
-    has_mask, has_init, _ = signature
-    dt = tf.as_dtype(cfg.dtype)
-    B = handle.batch  # fixed only for stateful layers
-    H, u = cfg.hidden_size, cfg.units
-
-    def chain(x, mask, init):
-        probe.traced = True
-        return adapter._chain(struct.layers, cfg, x, mask, init, adapter._call_layer)
-
-    def convert(x, mask, init):
-        # tf-keras wants tensors (not numpy) as initial_state
-        return (tf.convert_to_tensor(x), None if mask is None else tf.convert_to_tensor(mask),
-                None if init is None else [tf.convert_to_tensor(a) for a in init])
-
-    run_eagerly = lambda x, mask, init: chain(*convert(x, mask, init))  # noqa: E731
-    if eager:
-        return run_eagerly
-    specs = [tf.TensorSpec((B, None, cfg.input_dim), dt)]
-    if has_mask:
-        specs.append(tf.TensorSpec((B, None), tf.bool))
-    if has_init:
-        n = cfg.num_layers * cfg.num_directions
-        specs.append([tf.TensorSpec((B, s), dt) for _ in range(n) for s in (H, u)])
-
-    def traced(*args):
-        x, rest = args[0], list(args[1:])
-        mask = rest.pop(0) if has_mask else None
-        init = list(rest.pop(0)) if has_init else None
-        return chain(x, mask, init)
-
-    fn, short_calls = None, 0
-
-    def run(x, mask, init):
-        nonlocal fn, short_calls
-        if fn is None and x.shape[1] * cfg.num_layers * cfg.num_directions <= EAGER_MAX_STEPS and short_calls < 2:
-            short_calls += 1  # continuation and stateful checks call twice: still cheaper eagerly
-            return run_eagerly(x, mask, init)
-        if fn is None:
-            fn = tf.function(traced, input_signature=specs, autograph=False)
-        x, mask, init = convert(x, mask, init)
-        args = [x] + ([mask] if has_mask else []) + ([init] if has_init else [])
-        return fn(*args)
-
-    return run
-
-
-def tf_devices() -> list[str]:
-    import tensorflow as tf
-
-    return ["cpu"] + (["gpu"] if tf.config.list_physical_devices("GPU") else [])
