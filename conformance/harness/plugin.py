@@ -43,14 +43,21 @@ def pytest_configure(config):
         settings.load_profile("dev")
     _CONFIG["config"] = config
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "isatty": sys.stdout.isatty()}
+    # bad input is one line at start-up, not one collection error per property module
+    known = all_names()
+    for n in config.getoption("--backend"):
+        if n not in known:
+            raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(known)}")
+    run_id = config.getoption("--run-id")
+    if run_id is not None:
+        try:
+            validate_run_id(run_id)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def _selected(config) -> list[str]:
-    names = config.getoption("--backend") or available_names()
-    for n in names:
-        if n not in all_names():
-            raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(all_names())}")
-    return names
+    return config.getoption("--backend") or available_names()
 
 
 def _adapter(config, name: str) -> Adapter | str:
@@ -84,10 +91,7 @@ def _writer(config) -> ResultWriter:
     if state["writer"] is None:
         names = _selected(config)
         run_id = config.getoption("--run-id") or f"{time.strftime('%Y%m%dT%H%M%S')}-{'+'.join(names)}"
-        try:
-            run_dir = Path(config.getoption("--report-dir")) / validate_run_id(run_id)
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        run_dir = Path(config.getoption("--report-dir")) / run_id
         from hypothesis import settings
 
         from .. import __version__
@@ -142,6 +146,13 @@ def pytest_collection_modifyitems(session, config, items):
             if not hit:
                 warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
                               f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
+    if not config.option.collectonly and any("check" in getattr(i, "fixturenames", ()) for i in items):
+        # claim the run folder now: an unwritable or busy one stops the run with one line, before any check
+        try:
+            _writer(config)
+        except OSError as exc:
+            pytest.exit(f"lstm-conformance: cannot write results under {config.getoption('--report-dir')}: "
+                        f"{exc.strerror or exc} ({exc.filename or ''})", returncode=3)
 
 
 _XFAIL_KEY = pytest.StashKey[object]()
@@ -209,6 +220,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     xpassed = [r.nodeid for r in terminalreporter.stats.get("xpassed", [])]
     for nodeid in xpassed:
         terminalreporter.write_line(f"lstm-conformance: xfail entry now passes, remove it: {nodeid}", yellow=True)
+    for name in _selected(config):
+        adapter = _adapter(config, name)
+        if isinstance(adapter, str):
+            terminalreporter.write_line(f"lstm-conformance: {adapter}: none of its checks ran", red=True)
     counts = ", ".join(f"{n} {v}" for v, n in writer.counts.items() if n)
     terminalreporter.write_line(f"lstm-conformance: {writer.executed} checks executed ({counts or 'none'}); "
                                 f"results in {writer.path}")
