@@ -1,17 +1,29 @@
 """The executable LSTM specification: numpy only, float64 by default (see spec/)."""
 
 from .activations import ACTIVATIONS, Activation, activation_names, parse_activation
+from .cell import input_preactivations, lstm_step
 from .config import BIAS_MODES, DTYPES, MERGE_MODES, Config
 from .forward import LSTMResult, lengths_to_mask, lstm_forward
 from .layouts import from_flax, from_keras, from_onnx, from_torch, to_flax, to_keras, to_onnx, to_torch
 from .params import CONVENTIONS, layer_param_counts, model_param_counts, param_count, parse_model
 from .shapes import output_shapes
-from .weights import GATES, LayerWeights, Weights, keras_default_weights, random_weights, zeros_like_weights
+from .weights import (
+    DEFAULT_ACTIVATIONS,
+    GATES,
+    ORTHOGONALITY_TOLERANCE,
+    LayerWeights,
+    Weights,
+    default_init_problems,
+    keras_default_weights,
+    random_weights,
+    zeros_like_weights,
+)
 
 __all__ = [
     "ACTIVATIONS", "Activation", "activation_names", "parse_activation", "BIAS_MODES", "DTYPES", "MERGE_MODES",
-    "Config", "LSTMResult", "lengths_to_mask", "lstm_forward", "from_flax", "from_keras", "from_onnx", "from_torch",
-    "to_flax", "to_keras", "to_onnx", "to_torch", "CONVENTIONS", "layer_param_counts", "model_param_counts",
-    "param_count", "parse_model", "output_shapes", "GATES", "LayerWeights", "Weights", "keras_default_weights",
-    "random_weights", "zeros_like_weights",
+    "Config", "input_preactivations", "lstm_step", "LSTMResult", "lengths_to_mask", "lstm_forward", "from_flax",
+    "from_keras", "from_onnx", "from_torch", "to_flax", "to_keras", "to_onnx", "to_torch", "CONVENTIONS",
+    "layer_param_counts", "model_param_counts", "param_count", "parse_model", "output_shapes", "GATES",
+    "LayerWeights", "Weights", "keras_default_weights", "random_weights", "zeros_like_weights",
+    "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems",
 ]

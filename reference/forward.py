@@ -1,18 +1,9 @@
-"""The reference forward pass (spec/equations.md, spec/options.md).
+"""The reference forward pass: the loop over time, directions and layers (spec/options.md).
 
-Written once, vectorised over the batch, looping over time. For one direction, per step t
-(GATE-1..GATE-4; canonical gate order i, f, c, o):
-
-    z_k = W_k x_t + U_k h_{t-1} + b_k (+ b2_k)            k in {i, f, c, o}          GATE-1
-    i = ract(z_i [+ P_i * c_{t-1}])                                                    GATE-2, PEEP-1
-    f = ract(z_f [+ P_f * c_{t-1}])        or f = 1 - i with input_forget              IFG-1
-    g = act(z_c)
-    c_t = f * c_{t-1} + i * g                                                          GATE-3
-    o = ract(z_o [+ P_o * c_t])
-    h_t = o * act(c_t)        then h_t = W_hr h_t with a projection                    GATE-4, PROJ-1
-
-With ``cell_clip`` every gate activation input (the four pre-activations, peephole terms included)
-is clipped to [-clip, clip]; c_t is not clipped before act(c_t) (CLIP-1, as ONNX Runtime does). A masked step keeps (h, c) and emits the previous output or zeros (MASK-1, MASK-2).
+The per-step math (GATE-1..GATE-4, PEEP-1, CLIP-1, IFG-1, PROJ-1) is :func:`reference.cell.lstm_step`;
+this module runs it over a sequence and holds the rules around it: the initial state (STATE-1), masks
+and lengths (MASK-1..MASK-3), go_backwards (DIR-1, DIR-2), the bidirectional merge (BIDI-1..BIDI-3)
+and stacked layers (STACK-1). Overflow in a dtype gives inf/nan, never an error (NUM-2).
 """
 
 from __future__ import annotations
@@ -21,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cell import input_preactivations, lstm_step, with_step_layout
 from .config import Config
 from .weights import LayerWeights, Weights
 
@@ -64,49 +56,18 @@ def lengths_to_mask(lengths, timesteps: int) -> np.ndarray:
 
 def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndarray | None,
                   h0: np.ndarray, c0: np.ndarray, masked_output: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One direction over x[B, T, d] in the given (processing) order.
+    """One direction over x[B, T, d] in the given (processing) order: :func:`lstm_step` per step.
 
     Returns (y[B, T, hidden] in processing order, h_T, c_T). Everything is computed in x.dtype.
     """
-    dt = x.dtype
     B, T, _ = x.shape
-    ract, act = config.recurrent_act, config.act
-    clip = None if config.cell_clip is None else np.asarray(config.cell_clip, dt)
-    bias = np.zeros((4, config.units), dt)
-    if lw.b is not None:
-        bias = bias + lw.b
-    if lw.b2 is not None:
-        bias = bias + lw.b2  # GATE-1: torch/ONNX biases are summed
-    # GATE-1: input projections for all steps at once, z_x[B, T, 4, u].
-    u = config.units
-    zx = (x @ lw.W.reshape(4 * u, -1).T).reshape(B, T, 4, u) + bias
-    U_t = np.ascontiguousarray(lw.U.reshape(4 * u, -1).T)  # (h, 4u): one matmul per step for all gates
+    lw = with_step_layout(lw)
+    zx = input_preactivations(lw, x)  # GATE-1 input half, all steps in one matrix product: [B, T, 4, u]
     h, c = h0, c0
     prev_out = np.zeros_like(h0)  # MASK-2: before the first valid step the "previous output" is zeros
-    ys = np.empty((B, T, h0.shape[1]), dt)
+    ys = np.empty((B, T, h0.shape[1]), x.dtype)
     for t in range(T):
-        z = zx[:, t] + (h @ U_t).reshape(B, 4, u)
-        zi, zf, zc, zo = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
-        if lw.P is not None:  # PEEP-1: P rows are (i, o, f); i and f see c_{t-1}
-            zi = zi + lw.P[0] * c
-            zf = zf + lw.P[2] * c
-        if clip is not None:
-            # CLIP-1: clip the full activation input, peephole term included (ONNX Runtime 1.32 CPU
-            # clips after adding P*c, verified by tests/test_onnx_crosscheck.py); c_t itself is not
-            # clipped before act(c_t).
-            zi, zf, zc = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
-        i = ract(zi)
-        f = (1 - i) if config.input_forget else ract(zf)  # IFG-1
-        g = act(zc)
-        c_new = f * c + i * g  # GATE-3
-        if lw.P is not None:
-            zo = zo + lw.P[1] * c_new  # PEEP-1: o sees c_t
-        if clip is not None:
-            zo = np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
-        o = ract(zo)
-        h_new = o * act(c_new)  # GATE-4
-        if lw.W_hr is not None:
-            h_new = h_new @ lw.W_hr.T  # PROJ-1
+        h_new, c_new = lstm_step(config, lw, zx[:, t], h, c)
         if mask is None:
             h, c, out = h_new, c_new, h_new
         else:
@@ -210,6 +171,6 @@ def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None
             else:
                 merged_seq, last = ys[0], ys[0][:, -1]
             result.sequences.append(merged_seq)
-            inp = merged_seq
+            inp = merged_seq  # STACK-1: layer l+1 reads layer l's merged sequence
         result.output = merged_seq if config.return_sequences else last
     return result

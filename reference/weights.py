@@ -22,10 +22,17 @@ import numpy as np
 
 from .config import Config
 
-__all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights", "zeros_like_weights"]
+__all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights", "zeros_like_weights",
+           "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems"]
 
 GATES = ("i", "f", "c", "o")
 PEEPHOLE_GATES = ("i", "o", "f")
+
+# DEF-2: the activations a layer built without arguments must compute (registry names).
+DEFAULT_ACTIVATIONS = {"activation": "tanh", "recurrent_activation": "sigmoid"}
+# DEF-1: largest max|K K^T - I| accepted as an orthogonal recurrent kernel. Loose enough for a float32
+# kernel's rounding, far below the O(0.1..1) of a kernel drawn uniformly (as PyTorch's default is).
+ORTHOGONALITY_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -142,8 +149,8 @@ def keras_default_weights(config: Config, seed: int = 0) -> Weights:
     """DEF-1: the Keras default initialisation *semantics* (not its random stream).
 
     kernel glorot_uniform, recurrent_kernel orthogonal, bias zeros except the forget chunk set to
-    exactly 1 (``unit_forget_bias=True``). Checks use it to assert what a fresh framework layer must
-    satisfy: the forget bias equals 1, the other biases 0, the recurrent kernel is orthogonal.
+    exactly 1 (``unit_forget_bias=True``). What a fresh framework layer must satisfy is checked by
+    :func:`default_init_problems`, which accepts these weights.
     """
     rng = np.random.default_rng(seed)
     u, h = config.units, config.hidden_size
@@ -163,3 +170,35 @@ def keras_default_weights(config: Config, seed: int = 0) -> Weights:
             dirs.append(lw)
         layers.append(dirs)
     return Weights(layers)
+
+
+def default_init_problems(weights: Weights, activations: dict[str, str]) -> tuple[list[str], float]:
+    """DEF-1, DEF-2: what a fresh Keras-style layer's own initialisation breaks, and its orthogonality error.
+
+    ``weights`` are the layer's canonical weights as built, ``activations`` the registry names it really
+    computes (keys as in :data:`DEFAULT_ACTIVATIONS`). Returns ``(problems, worst_orth)``: one message per
+    broken rule (empty when all hold) and the largest ``max|K K^T - I|`` over layers and directions, K the
+    Keras ``(h, 4u)`` recurrent kernel. With two biases their sum is checked (the forget chunk must be
+    exactly 1, the other chunks exactly 0).
+    """
+    problems = []
+    for name, expected in DEFAULT_ACTIVATIONS.items():
+        if activations.get(name) != expected:
+            problems.append(f"default {name} computes {activations.get(name)}, spec DEF-2 says {expected}")
+    f, others = GATES.index("f"), [k for k, g in enumerate(GATES) if g != "f"]
+    worst_orth = 0.0
+    for l, dirs in enumerate(weights.layers):
+        for d, lw in enumerate(dirs):
+            if lw.b is not None:
+                b = lw.b + (lw.b2 if lw.b2 is not None else 0)
+                if not np.all(b[f] == 1.0):
+                    problems.append(f"l{l} d{d}: forget-gate bias not exactly 1 (min {b[f].min()}, max {b[f].max()})")
+                other_max = np.abs(b[others]).max()
+                if other_max != 0:
+                    problems.append(f"l{l} d{d}: non-forget biases not 0 (max |b| {other_max})")
+            rk = lw.U.transpose(2, 0, 1).reshape(lw.U.shape[2], -1)  # Keras (h, 4u)
+            gram = rk @ rk.T
+            worst_orth = max(worst_orth, float(np.abs(gram - np.eye(gram.shape[0])).max()))
+    if worst_orth > ORTHOGONALITY_TOLERANCE:
+        problems.append(f"recurrent kernel not orthogonal: max |K K^T - I| = {worst_orth:.3g}")
+    return problems, worst_orth
