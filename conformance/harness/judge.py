@@ -22,7 +22,7 @@ import pytest
 from hypothesis import reject
 from hypothesis.control import current_build_context
 
-from reference import Config, lstm_forward, output_shapes, param_count
+from reference import Config, default_init_problems, lstm_forward, output_shapes, param_count
 from reference.params import UnsupportedConvention
 
 from ..adapters.base import Adapter, Output, Unsupported
@@ -162,8 +162,6 @@ def judge_continuation(target: Target, case: Case, split: int, *, stateful: bool
 
 def judge_defaults(target: Target, config: Config) -> Judgement:
     """DEF-1/DEF-2: a fresh framework layer's own initialisation and default activations."""
-    from reference.weights import default_init_problems
-
     weights, acts = target.adapter.default_weights(config)
     problems, worst_orth = default_init_problems(weights, acts)
     return Judgement(not problems, "; ".join(problems), {"orthogonality_error": worst_orth, **acts})

@@ -123,6 +123,8 @@ def _property(item) -> str:
 def pytest_collection_modifyitems(session, config, items):
     # property -> the rules it names, for the report's coverage (recorded in run.json)
     config.stash[_STATE_KEY]["properties"].update(property_rules(items))
+    if not any("check" in getattr(i, "fixturenames", ()) for i in items):
+        return  # no conformance property collected (e.g. the reference's unit tests)
     for name in _selected(config):
         adapter = _adapter(config, name)
         entries = load_xfails(name)
@@ -146,7 +148,7 @@ def pytest_collection_modifyitems(session, config, items):
             if not hit:
                 warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
                               f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
-    if not config.option.collectonly and any("check" in getattr(i, "fixturenames", ()) for i in items):
+    if not config.option.collectonly:
         # claim the run folder now: an unwritable or busy one stops the run with one line, before any check
         try:
             _writer(config)
