@@ -98,32 +98,11 @@ def cmd_run(args, extra: list[str]) -> int:
     return int(pytest.main(argv + extra))
 
 
-def _run_dirs(paths: list[str], out: Path) -> list[Path]:
-    """Each argument is a run folder, or a folder of run folders (e.g. reports/)."""
-    from .report import find_run_dirs
-
-    dirs: list[Path] = []
-    for p in map(Path, paths):
-        if not p.is_dir():
-            raise ValueError(f"{p}: no such run folder")
-        is_run = (p / "results.jsonl").exists() or (p / "run.json").exists()
-        found = [p] if is_run else find_run_dirs(p, exclude=[out])
-        if not found:
-            raise ValueError(f"{p}: neither a run folder (results.jsonl, run.json) nor a folder of them")
-        dirs += found
-    return dirs
-
-
 def cmd_report(args) -> int:
-    from .report import make_report
+    from .report import run_report
 
-    out = Path(args.out)
-    summary = make_report(_run_dirs(args.runs, out), out)
-    totals = ", ".join(f"{n} {v}" for v, n in summary["totals"].items() if n)
-    size = (out / "index.html").stat().st_size
-    print(f"report: {len(summary['backends'])} backend(s), {totals or 'no checks'}; "
-          f"{out / 'index.html'} ({size / 1e6:.2f} MB), {out / 'summary.json'}")
-    return EXIT_OK
+    # each RUN_DIR is a run folder or a folder of them (e.g. reports/); prints the page size and run problems
+    return run_report([Path(p) for p in args.runs], Path(args.out))
 
 
 def cmd_gate(args) -> int:

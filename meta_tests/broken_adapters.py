@@ -4,24 +4,17 @@ Each is a slip a real framework binding could make. The meta tests run the confo
 them and require a *fail* naming the rule the slip breaks (``EXPECTED``); the correct ``numpy`` adapter
 must pass the same runs, so the suite is shown to discriminate rather than to fail everything.
 
-They register under ``broken-*`` names through :mod:`broken_plugin` (``pytest -p broken_plugin``).
+The weight and activation slips are :mod:`conformance.calibration.slips` functions, the same ones the
+calibration measures against K. They register under ``broken-*`` names through :mod:`broken_plugin`
+(``pytest -p broken_plugin``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from conformance.adapters.base import Capabilities, Output
 from conformance.adapters.numpy_ref import NumpyAdapter
-from reference import Weights, lstm_forward
-from reference.weights import GATES, LayerWeights
-
-I, F = GATES.index("i"), GATES.index("f")
-
-
-def _map_layers(weights: Weights, fn) -> Weights:
-    return Weights([[fn(LayerWeights(**{k: np.array(v, copy=True) for k, v in lw.arrays().items()}))
-                     for lw in dirs] for dirs in weights.layers])
+from conformance.calibration import slips
+from reference import lstm_forward
 
 
 class GateSwapAdapter(NumpyAdapter):
@@ -30,13 +23,7 @@ class GateSwapAdapter(NumpyAdapter):
     name = "broken-gate-swap"
 
     def build(self, config, weights, **kw):
-        def swap(lw):
-            for key in ("W", "U", "b", "b2"):
-                arr = getattr(lw, key)
-                if arr is not None:
-                    arr[[I, F]] = arr[[F, I]]
-            return lw
-        return super().build(config, _map_layers(weights, swap), **kw)
+        return super().build(config, slips.swap_input_forget(weights), **kw)
 
 
 class NoForgetBiasAdapter(NumpyAdapter):
@@ -45,13 +32,7 @@ class NoForgetBiasAdapter(NumpyAdapter):
     name = "broken-no-forget-bias"
 
     def build(self, config, weights, **kw):
-        def drop(lw):
-            for key in ("b", "b2"):
-                arr = getattr(lw, key)
-                if arr is not None:
-                    arr[F] = 0.0
-            return lw
-        return super().build(config, _map_layers(weights, drop), **kw)
+        return super().build(config, slips.drop_forget_bias(weights), **kw)
 
 
 class GoBackwardsUnreversedAdapter(NumpyAdapter):
@@ -98,11 +79,7 @@ class Keras2HardSigmoidAdapter(NumpyAdapter):
     )
 
     def build(self, config, weights, **kw):
-        swap = {"hard_sigmoid_keras3": "hard_sigmoid_keras2"}
-        computed = config.replace(activation=swap.get(config.activation, config.activation),
-                                  recurrent_activation=swap.get(config.recurrent_activation,
-                                                                config.recurrent_activation))
-        return super().build(computed, weights, **kw)
+        return super().build(slips.keras2_hard_sigmoid(config), weights, **kw)
 
 
 class SecondBiasUncountedAdapter(NumpyAdapter):
@@ -125,16 +102,11 @@ class NeverInstalledAdapter(NumpyAdapter):
 
 
 #: backend name -> (adapter class, property module, property (test function), a rule its fail record must name)
-EXPECTED = {
-    GateSwapAdapter.name: (GateSwapAdapter, "conformance/test_forward.py", "test_forward_matches_reference", "GATE-1"),
-    NoForgetBiasAdapter.name: (NoForgetBiasAdapter, "conformance/test_forward.py", "test_forward_matches_reference",
-                               "GATE-1"),
-    GoBackwardsUnreversedAdapter.name: (GoBackwardsUnreversedAdapter, "conformance/test_direction.py",
-                                        "test_go_backwards_output_in_processing_order", "DIR-2"),
-    PaddedEndStateAdapter.name: (PaddedEndStateAdapter, "conformance/test_masking.py", "test_masked_steps_keep_state",
-                                 "MASK-1"),
-    Keras2HardSigmoidAdapter.name: (Keras2HardSigmoidAdapter, "conformance/test_forward.py",
-                                    "test_activation_choices_match_registry", "ACT-30"),
-    SecondBiasUncountedAdapter.name: (SecondBiasUncountedAdapter, "conformance/test_forward.py",
-                                      "test_param_count_matches_convention", "PARAM-2"),
-}
+EXPECTED = {cls.name: (cls, f"conformance/properties/{module}", prop, rule) for cls, module, prop, rule in (
+    (GateSwapAdapter, "test_equations.py", "test_forward_matches_reference", "GATE-1"),
+    (NoForgetBiasAdapter, "test_equations.py", "test_forward_matches_reference", "GATE-1"),
+    (GoBackwardsUnreversedAdapter, "test_direction.py", "test_go_backwards_output_in_processing_order", "DIR-2"),
+    (PaddedEndStateAdapter, "test_masking.py", "test_masked_steps_keep_state", "MASK-1"),
+    (Keras2HardSigmoidAdapter, "test_activations.py", "test_activation_choices_match_registry", "ACT-30"),
+    (SecondBiasUncountedAdapter, "test_parameters.py", "test_param_count_matches_convention", "PARAM-2"),
+)}

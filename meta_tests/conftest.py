@@ -11,6 +11,7 @@ with this directory on PYTHONPATH.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -44,7 +45,10 @@ class SuiteRun:
 
     @property
     def run_id(self) -> str:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join((self.backend, *map(_stem, self.modules), *self.extra)))
+        rid = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join((self.backend, *map(_stem, self.modules), *self.extra)))
+        if len(rid) > 100:  # run ids name folders (at most 128 characters): keep a readable head and a hash
+            rid = f"{rid[:80]}-{hashlib.sha1(rid.encode()).hexdigest()[:12]}"
+        return rid
 
     def argv(self, report_dir: Path) -> list[str]:
         return [sys.executable, "-m", "pytest", *self.modules, "-q", "-p", "broken_plugin", "-p", "no:cacheprovider",
@@ -79,7 +83,7 @@ class SuiteResult:
 
 def run_suite(run: SuiteRun, report_dir: Path) -> SuiteResult:
     """Run ``run`` in a subprocess from the repository root and read back its results.jsonl."""
-    from conformance.recording import read_results
+    from conformance.harness.results import read_results
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), str(ROOT), env.get("PYTHONPATH")) if p)
@@ -87,7 +91,8 @@ def run_suite(run: SuiteRun, report_dir: Path) -> SuiteResult:
     proc = subprocess.run(run.argv(report_dir), check=False, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=RUN_TIMEOUT_S)
     run_dir = Path(report_dir) / run.run_id
-    records = read_results(run_dir / "results.jsonl")[0] if (run_dir / "results.jsonl").exists() else []
+    records = ([r.to_dict() for r in read_results(run_dir / "results.jsonl")[0]]
+               if (run_dir / "results.jsonl").exists() else [])
     return SuiteResult(run, proc.returncode, proc.stdout, run_dir, time.perf_counter() - t0, records)
 
 
@@ -143,7 +148,7 @@ def pytest_terminal_summary(terminalreporter):
     if not _RATIOS:
         return
     tr = terminalreporter
-    from conformance import errors
+    from conformance.harness import errors
 
     tr.section(f"meta tests: broken adapters caught (K = {errors.K:g})")
     for name, r in sorted(_RATIOS.items()):

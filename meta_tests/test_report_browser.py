@@ -85,7 +85,7 @@ def test_matrix_and_failures_render_without_errors_or_network(browser, swapped_r
     text = failure.inner_text()
     assert "GATE-1" in text and "ratio" in text and "lstm-conformance repro repro/" in text
     failure.locator("details", has_text="the script").locator("summary").click()
-    assert failure.locator("pre", has_text="from conformance.repro import main").is_visible()
+    assert failure.locator("pre", has_text="from conformance.cli import main").is_visible()
     _save(page, out, "failures.png")
 
     alert = page.locator(".alert", has_text="killed-run")

@@ -1,7 +1,8 @@
-"""Conditional xfail entries (``... | WHEN | REASON``): only the cases a WHEN describes turn into *xfail*.
+"""Conditional xfail entries (``when = {...}`` / ``unless = {...}`` tables of a ``[[finding]]`` in
+``conformance/xfails/<backend>.toml``): only the cases they describe turn into *xfail*.
 
-Run in-process on the broken gate-swap adapter (every forward check fails): a matching case is recorded as
-xfail and the check returns; a case outside the WHEN still fails the check.
+The Checker runs in-process on the broken gate-swap adapter (every forward check fails): a matching case
+is recorded as xfail and the check returns; a case outside the finding still fails the check.
 """
 
 from __future__ import annotations
@@ -10,13 +11,63 @@ import json
 
 import numpy as np
 import pytest
-
 from broken_adapters import GateSwapAdapter
-from conformance.checks import CheckFailure, Checker
-from conformance.recording import ResultWriter
-from conformance.strategies import Case
-from conformance.xfails import XfailEntry, case_facts, load_xfails
+
+from conformance.harness.judge import Checker, CheckFailure, Target
+from conformance.harness.results import ResultWriter
+from conformance.harness.strategies import Case
+from conformance.harness.xfails import XFAIL_DIR, case_facts, load_xfails
 from reference import Config, random_weights
+
+BACKEND = "broken-gate-swap"
+
+
+def _findings(tmp_path, *tables: str) -> list:
+    """Write ``tables`` (the body of each ``[[finding]]``) as the backend's xfail file; load it back."""
+    body = "\n".join(f'[[finding]]\ntest = "*"\nrule = "GATE-1"\nversions = "*"\nreason = "known slip"\n{t}\n'
+                     for t in tables)
+    (tmp_path / f"{BACKEND}.toml").write_text(body, encoding="utf-8")
+    return load_xfails(BACKEND, directory=tmp_path)
+
+
+def _facts(dtype="float64", activation="tanh", recurrent_activation="gelu", mask="arbitrary", **config):
+    described = {"config": {"dtype": dtype, "activation": activation,
+                            "recurrent_activation": recurrent_activation, **config}, "mask": mask}
+    return case_facts(described, "default")
+
+
+def test_when_and_unless_tables_match_case_facts(tmp_path):
+    (entry, plain) = _findings(tmp_path, 'when = { dtype = "float64", activations = "gelu" }\n'
+                                         'unless = { mask = "none" }', "")
+    assert entry.conditional and not plain.conditional
+    assert entry.matches_case(_facts())
+    assert not entry.matches_case(_facts(mask="none")), "unless excludes the case"
+    assert not entry.matches_case(_facts(dtype="float32")), "every when key must match"
+    assert not entry.matches_case(_facts(recurrent_activation="sigmoid")), "activations: either activation"
+
+
+def test_list_values_match_any_and_booleans_match_config_flags(tmp_path):
+    (entry,) = _findings(tmp_path, 'when = { dtype = ["float32", "float64"], go_backwards = true }')
+    assert entry.matches_case(_facts("float32", go_backwards=True))
+    assert entry.matches_case(_facts("float64", go_backwards=True))
+    assert not entry.matches_case(_facts("float64", go_backwards=False))
+
+
+def test_unknown_key_is_refused_with_the_allowed_keys(tmp_path):
+    with pytest.raises(ValueError, match=r"finding 1: 'when' key 'colour' is not a case fact; allowed: .*dtype"):
+        _findings(tmp_path, 'when = { colour = "red" }')
+
+
+def test_when_as_a_string_is_refused(tmp_path):
+    # the old one-line form "dtype=float64" is not a table: refused, not silently ignored
+    with pytest.raises(ValueError, match="'unless' must be a table"):
+        _findings(tmp_path, 'unless = "dtype=float64"')
+
+
+def test_missing_text_field_is_refused(tmp_path):
+    (tmp_path / f"{BACKEND}.toml").write_text('[[finding]]\ntest = "*"\nrule = "GATE-1"\nversions = "*"\n')
+    with pytest.raises(ValueError, match="missing or empty: \\['reason'\\]"):
+        load_xfails(BACKEND, directory=tmp_path)
 
 
 def _case(dtype: str) -> Case:
@@ -25,42 +76,22 @@ def _case(dtype: str) -> Case:
     return Case(cfg, random_weights(cfg, rng), rng.normal(size=(2, 5, 3)))
 
 
-def _checker(tmp_path, entries) -> Checker:
-    writer = ResultWriter(tmp_path / "run", {"run_id": "when"})
-    return Checker(adapter=GateSwapAdapter(), variant="default", device="cpu", writer=writer, rules=("GATE-1",),
-                   test_id="t", case_xfails=tuple(entries))
-
-
-def _verdicts(tmp_path) -> list[str]:
-    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
-    return [json.loads(line)["verdict"] for line in lines]
-
-
-def test_when_clauses_match_case_facts():
-    entry = XfailEntry("b", "*", "ACT-13", "*", "why", "x.txt:1", "dtype=float64; activations=gelu; mask!=none")
-    facts = case_facts({"config": {"dtype": "float64", "activation": "tanh", "recurrent_activation": "gelu"},
-                        "mask": "arbitrary"}, "default")
-    assert entry.conditional and entry.matches_case(facts)
-    facts["mask"] = ("none",)
-    assert not entry.matches_case(facts)
-    assert not XfailEntry("b", "*", "R", "*", "why", "x.txt:2").conditional
-
-
-def test_unknown_when_key_is_refused_with_the_allowed_keys():
-    with pytest.raises(ValueError, match="WHEN clause 'colour=red'.*dtype"):
-        XfailEntry("b", "*", "R", "*", "why", "x.txt:3", "colour=red")
-
-
 def test_matching_case_is_recorded_xfail_and_others_still_fail(tmp_path):
-    entry = XfailEntry("broken-gate-swap", "*", "GATE-1", "*", "known slip", "x.txt:4", "dtype=float64")
-    checker = _checker(tmp_path, [entry])
-    checker.forward(_case("float64"))  # described by the WHEN: no failure raised
+    entries = _findings(tmp_path, 'when = { dtype = "float64" }')
+    writer = ResultWriter(tmp_path / "run", {"run_id": "when"})
+    checker = Checker(target=Target(GateSwapAdapter()), sink=writer, rules=("GATE-1",), test_id="t",
+                      property="forward_matches_reference", case_xfails=tuple(entries), save_repros=False)
+    checker.forward(_case("float64"))  # described by the finding: no failure raised
     with pytest.raises(CheckFailure):
-        checker.forward(_case("float32"))  # outside the WHEN: still a failure
-    assert _verdicts(tmp_path) == ["xfail", "fail"]
+        checker.forward(_case("float32"))  # outside it: still a failure
+    writer.close()
+    lines = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["verdict"] for line in lines] == ["xfail", "fail"]
 
 
 def test_shipped_xfail_files_parse():
-    for backend in ("keras-tensorflow", "keras-jax", "keras-torch", "tf-keras"):
+    backends = sorted(p.stem for p in XFAIL_DIR.glob("*.toml"))
+    assert backends, f"no xfail files in {XFAIL_DIR}"
+    for backend in backends:
         for entry in load_xfails(backend):
             assert entry.rule and entry.reason, entry.source

@@ -8,7 +8,8 @@ is judged against what the *reference itself* loses in the dtype under test:
     floor      = FLOOR_ULPS * eps(dtype) * max(1, max |y_ref64|)
     ratio      = err_impl / max(err_oracle, floor)          pass when ratio <= K
 
-K and FLOOR_ULPS come from ``lstm-conformance calibrate`` (numbers in spec/numerics.md).
+K and FLOOR_ULPS come from ``lstm-conformance calibrate`` (numbers in spec/numerics.md), which recomputes
+the ratio under other floors with :func:`ratio` from the numbers a :class:`Comparison` keeps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["K", "FLOOR_ULPS", "Comparison", "compare", "flatten_outputs", "oracle_reference"]
+__all__ = [
+    "FLOOR_ULPS",
+    "Comparison",
+    "K",
+    "compare",
+    "flatten_outputs",
+    "floor",
+    "nudge",
+    "nudge_inputs",
+    "oracle_reference",
+    "output_scale",
+    "ratio",
+]
 
 #: NUM-4: calibrated acceptance ratio (see spec/numerics.md "Calibration results").
 K = 64.0
@@ -39,10 +52,11 @@ class Comparison:
     compared: int  # number of values compared (finite in the dtype reference)
     worst_index: int | None = None
     note: str = ""
+    ymax: float = 0.0  # max |y_ref64| over the compared values; the floor's scale is output_scale(ymax)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("err_impl", "err_oracle", "floor", "ratio"):
+        for key in ("err_impl", "err_oracle", "floor", "ratio", "ymax"):
             v = d[key]
             d[key] = None if v is None or not math.isfinite(v) else float(v)
         return d
@@ -85,26 +99,58 @@ def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype: np.ndarray, dtype: s
     out_of_range = not bool(finite.all())
     if not finite.any():
         return Comparison(0.0, 0.0, 0.0, 0.0, True, True, 0, note="reference not finite in this dtype anywhere")
-    eps = float(np.finfo(np.dtype(dtype)).eps)
     r64, rdt, imp = ref64[finite], ref_dtype[finite], impl[finite]
-    scale = max(1.0, float(np.max(np.abs(r64))))
-    floor = floor_ulps * eps * scale
+    ymax = float(np.max(np.abs(r64)))
+    fl = floor(dtype, output_scale(ymax), floor_ulps)
     err_oracle = float(np.max(np.abs(rdt - r64)))
     diff = np.abs(imp - r64)
+    compared = int(finite.sum())
     if not np.all(np.isfinite(imp)):
         # the implementation produced inf/nan where the reference in its own dtype is finite
         worst = int(np.flatnonzero(finite)[np.flatnonzero(~np.isfinite(imp))[0]])
-        return Comparison(math.inf, err_oracle, floor, math.inf, False, out_of_range, int(finite.sum()), worst,
-                          note="implementation not finite where the reference is")
+        return Comparison(math.inf, err_oracle, fl, math.inf, False, out_of_range, compared, worst,
+                          note="implementation not finite where the reference is", ymax=ymax)
     err_impl = float(diff.max())
-    ratio = err_impl / max(err_oracle, floor)
+    r = ratio(err_impl, err_oracle, dtype, output_scale(ymax), floor_ulps)
     worst = int(np.flatnonzero(finite)[int(diff.argmax())])
-    return Comparison(err_impl, err_oracle, floor, ratio, ratio <= k, out_of_range, int(finite.sum()), worst)
+    return Comparison(err_impl, err_oracle, fl, r, r <= k, out_of_range, compared, worst, ymax=ymax)
 
 
-def _nudge(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    eps = np.finfo(np.float64).eps
-    return a * (1 + eps * rng.choice((-1.0, 1.0), size=np.shape(a)))
+def output_scale(ymax: float) -> float:
+    """NUM-1: the scale the floor is measured at, ``max(1, max |y_ref64|)``: near-zero outputs still get
+    a floor of a few ulps of 1 (where the gates' rounding lives), large outputs one of their own size."""
+    return max(1.0, ymax)
+
+
+def floor(dtype: str, scale: float, floor_ulps: float = FLOOR_ULPS) -> float:
+    """NUM-1: ``floor_ulps`` ulps of ``dtype`` at ``scale``: below this, a difference is rounding noise."""
+    return floor_ulps * float(np.finfo(np.dtype(dtype)).eps) * scale
+
+
+def ratio(err_impl: float, err_oracle: float, dtype: str, scale: float, floor_ulps: float = FLOOR_ULPS) -> float:
+    """NUM-1: ``err_impl / max(err_oracle, floor)``; pass when <= K. Calibration calls it with candidate
+    floors and scales (``scale`` is :func:`output_scale` of ``max |y_ref64|`` in the error model)."""
+    denom = max(err_oracle, floor(dtype, scale, floor_ulps))
+    return err_impl / denom if denom > 0 else (0.0 if err_impl == 0 else math.inf)
+
+
+def nudge(a, dtype: str, rng: np.random.Generator) -> np.ndarray:
+    """``a`` rounded to ``dtype`` and moved by a relative ``eps(dtype)`` with a random sign per value: one
+    or two ulps of ``dtype``, an equally valid rounding of the same case (zero stays zero)."""
+    a = np.asarray(a, dtype)
+    eps = np.finfo(np.dtype(dtype)).eps
+    return (a * (1 + eps * rng.choice((-1.0, 1.0), size=np.shape(a)))).astype(dtype, copy=False)
+
+
+def nudge_inputs(weights, x, initial_state, dtype: str, rng: np.random.Generator):
+    """(weights, x, initial_state) of a case, each value :func:`nudge`-d in ``dtype``: another rounding of
+    the same case (the float64 oracle, and calibration's spread of roundings)."""
+    from reference import Weights
+
+    w = Weights.from_flat({k: nudge(v, dtype, rng) for k, v in weights.flat().items()})
+    init = None if initial_state is None else [[(nudge(h, dtype, rng), nudge(c, dtype, rng)) for h, c in dirs]
+                                               for dirs in initial_state]
+    return w, nudge(x, dtype, rng), init
 
 
 def oracle_reference(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",
@@ -115,17 +161,14 @@ def oracle_reference(config, weights, x, *, mask=None, initial_state=None, maske
     float64: nothing is lower-precision, so ``|ref(float64) - ref64|`` would be 0 and only the floor
     would judge -- too tight where the recurrence amplifies rounding (long, saturated or projected
     sequences move by far more than a few ulps under a 1-ulp input change). The oracle is then the
-    reference on inputs, weights and initial state each moved by one ulp with a random sign: what
-    float64 rounding alone can change in this case.
+    reference on inputs, weights and initial state each moved by about one ulp with a random sign
+    (:func:`nudge_inputs`): what float64 rounding alone can change in this case.
     """
-    from reference import Weights, lstm_forward
+    from reference import lstm_forward
 
     if config.dtype != "float64":
         return lstm_forward(config, weights, x, mask=mask, initial_state=initial_state,
                             masked_output=masked_output, dtype=config.dtype)
     rng = np.random.default_rng([seed, 0x0ac1e])
-    w = Weights.from_flat({k: _nudge(v, rng) for k, v in weights.flat().items()})
-    init = None if initial_state is None else [[(_nudge(h, rng), _nudge(c, rng)) for h, c in dirs]
-                                               for dirs in initial_state]
-    return lstm_forward(config, w, _nudge(np.asarray(x, np.float64), rng), mask=mask, initial_state=init,
-                        masked_output=masked_output, dtype="float64")
+    w, x, init = nudge_inputs(weights, x, initial_state, "float64", rng)
+    return lstm_forward(config, w, x, mask=mask, initial_state=init, masked_output=masked_output, dtype="float64")

@@ -19,11 +19,36 @@ from reference import Config, Weights, random_weights
 
 from ..adapters.base import Adapter
 
-__all__ = ["Case", "cases", "WEIGHT_SCALES", "INPUT_SCALES"]
+__all__ = ["Case", "cases", "Regime", "TYPICAL", "STRESS", "STRESS_SHARE", "WEIGHT_SCALES", "INPUT_SCALES"]
 
-WEIGHT_SCALES = (0.01, 0.3, 1.0, 2.0, 6.0)  # 6.0 saturates sigmoid/tanh on most steps
-INPUT_SCALES = (0.1, 1.0, 3.0)
 _COMMON_ACTIVATIONS = ("tanh", "sigmoid")
+#: activations whose output is bounded whatever the input: a TYPICAL case cannot explode through them
+BOUNDED_ACTIVATIONS = frozenset({"tanh", "sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3", "softsign",
+                                 "onnx_hard_sigmoid", "onnx_scaled_tanh"})
+
+
+@dataclass(frozen=True)
+class Regime:
+    """Where a case's numbers come from. The first entry of each scale tuple is the shrink target (1.0: a
+    trained-network scale, where a semantic slip shows at full size rather than just above K)."""
+
+    name: str
+    weight_scales: tuple[float, ...]
+    input_scales: tuple[float, ...]
+    unbounded_activations: bool
+    long_sequences: bool
+
+
+#: framework-default weight scales (random_weights' scale 1 ~ glorot/orthogonal), bounded activations, T <= 64
+TYPICAL = Regime("typical", weight_scales=(1.0, 0.3), input_scales=(1.0, 0.1), unbounded_activations=False,
+                 long_sequences=False)
+#: saturating (6.0) and near-linear (0.01) weights, large inputs, unbounded activations, sequences up to 512
+STRESS = Regime("stress", weight_scales=(1.0, 2.0, 6.0, 0.01), input_scales=(1.0, 3.0, 0.1),
+                unbounded_activations=True, long_sequences=True)
+#: share of STRESS cases per hypothesis profile (the rest are TYPICAL)
+STRESS_SHARE = {"dev": 0.3, "ci": 0.3, "thorough": 0.5}
+WEIGHT_SCALES = tuple(sorted(set(TYPICAL.weight_scales + STRESS.weight_scales)))
+INPUT_SCALES = tuple(sorted(set(TYPICAL.input_scales + STRESS.input_scales)))
 _CONFIG_DEFAULTS = Config(input_dim=1, units=1).to_dict()
 
 
@@ -42,13 +67,14 @@ class Case:
     weight_scale: float = 1.0
     input_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    regime: str = "typical"
 
     def describe(self) -> dict:
         return {
             "config": self.config.to_dict(), "batch": int(self.x.shape[0]), "timesteps": int(self.x.shape[1]),
             "mask": self.mask_kind, "masked_output": self.masked_output, "seed": self.seed,
             "weight_scale": self.weight_scale, "input_scale": self.input_scale,
-            "initial_state": self.initial_state is not None, **self.extra,
+            "initial_state": self.initial_state is not None, "regime": self.regime, **self.extra,
         }
 
     def brief(self) -> str:
@@ -84,93 +110,125 @@ def _size(draw, small_hi: int, hi: int) -> int:
     return draw(st.one_of(st.integers(1, small_hi), st.integers(1, small_hi), st.integers(1, hi)))
 
 
+def _rarely(draw, one_in: int, label: str) -> bool:
+    """True about once in ``one_in`` draws. The rare branch is the *last* integer, so shrinking (towards 0)
+    switches it off: a minimal example keeps a rare option only when the failure needs it."""
+    return draw(st.integers(0, one_in - 1), label=label) == one_in - 1
+
+
+def _regime(draw) -> Regime:
+    """TYPICAL most of the time (the shrink target), STRESS in the profile's share of cases."""
+    tenths = round(10 * STRESS_SHARE.get(_profile(), STRESS_SHARE["dev"]))
+    return STRESS if draw(st.integers(0, 9), label="regime") >= 10 - tenths else TYPICAL
+
+
+def _profile() -> str:
+    from hypothesis import settings
+
+    return str(getattr(settings, "_current_profile", None) or "dev")
+
+
 @st.composite
 def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu", *, fixed: dict | None = None,
           mask: bool | None = None, initial_state: bool | None = None, max_timesteps: int = 64,
-          long_sequences: bool = True) -> Case:
+          long_sequences: bool = True, regime: Regime | None = None) -> Case:
     """A :class:`Case` the adapter can run. ``fixed`` forces Config fields; ``mask``/``initial_state``
-    force (True/False) or leave to chance (None) those inputs."""
+    force (True/False) or leave to chance (None) those inputs; ``regime`` forces TYPICAL or STRESS."""
     caps = adapter.capabilities
     opts = caps.options
     fixed = dict(fixed or {})
+    regime = regime or _regime(draw)
 
-    def flag(option: str, field_name: str | None = None) -> bool:
-        name = field_name or option
-        if name in fixed:
-            return fixed.pop(name)
-        return option in opts and draw(st.booleans())
+    def flag(option: str) -> bool:
+        if option in fixed:
+            return fixed.pop(option)
+        return option in opts and draw(st.booleans(), label=option)
 
     kw: dict[str, Any] = {}
     kw["input_dim"] = fixed.pop("input_dim", None) or _size(draw, 8, 128)
     kw["units"] = fixed.pop("units", None) or _size(draw, 8, 128)
     registry = sorted(set(caps.activations.values()))
-    common = [a for a in _COMMON_ACTIVATIONS if a in registry]
+    allowed = [a for a in registry if regime.unbounded_activations or a in BOUNDED_ACTIVATIONS] or registry
+    # the first choice of each one_of is the shrink target: the defaults tanh / sigmoid
     kw["activation"] = fixed.pop("activation", None) or draw(
-        st.one_of(st.sampled_from(["tanh"] if "tanh" in registry else registry), st.sampled_from(registry)))
+        st.one_of(st.sampled_from(["tanh"] if "tanh" in registry else allowed), st.sampled_from(allowed)))
+    common = [a for a in _COMMON_ACTIVATIONS if a in registry]
     kw["recurrent_activation"] = fixed.pop("recurrent_activation", None) or draw(
-        st.one_of(st.sampled_from(common[1:] or registry), st.sampled_from(registry)))
-    kw["return_sequences"] = fixed.pop("return_sequences", draw(st.booleans()))
+        st.one_of(st.sampled_from(common[1:] or allowed), st.sampled_from(allowed)))
+    kw["return_sequences"] = fixed.pop("return_sequences", None)
+    if kw["return_sequences"] is None:
+        kw["return_sequences"] = draw(st.booleans(), label="return_sequences")
     kw["return_state"] = fixed.pop("return_state", True)
     kw["bidirectional"] = flag("bidirectional")
     if kw["bidirectional"]:
-        kw["merge_mode"] = fixed.pop("merge_mode", None) or draw(st.sampled_from(caps.merge_modes))
+        kw["merge_mode"] = fixed.pop("merge_mode", None) or draw(st.sampled_from(caps.merge_modes), label="merge_mode")
     else:
         fixed.pop("merge_mode", None)
     kw["go_backwards"] = False if kw["bidirectional"] else flag("go_backwards")
     kw["num_layers"] = fixed.pop("num_layers", None) or (
-        draw(st.integers(1, min(3, caps.max_layers))) if "num_layers" in opts else 1)
+        draw(st.integers(1, min(3, caps.max_layers)), label="num_layers") if "num_layers" in opts else 1)
     if kw.get("merge_mode") == "none" and kw["num_layers"] > 1:
         kw["merge_mode"] = "concat"
     kw["use_bias"] = fixed.pop("use_bias", None)
     if kw["use_bias"] is None:
-        kw["use_bias"] = not ("use_bias=False" in opts and draw(st.integers(0, 4)) == 0)
-    kw["bias_mode"] = fixed.pop("bias_mode", None) or (draw(st.sampled_from(caps.bias_modes)) if kw["use_bias"] else "single")
+        kw["use_bias"] = not ("use_bias=False" in opts and _rarely(draw, 5, "no_bias"))
+    kw["bias_mode"] = fixed.pop("bias_mode", None) or (
+        draw(st.sampled_from(caps.bias_modes), label="bias_mode") if kw["use_bias"] else "single")
     if "proj_size" in fixed:
         kw["proj_size"] = fixed.pop("proj_size")
-    elif "proj_size" in opts and kw["units"] > 1 and draw(st.booleans()):
-        kw["proj_size"] = draw(st.integers(1, kw["units"] - 1))
+    elif "proj_size" in opts and kw["units"] > 1 and draw(st.booleans(), label="projection"):
+        kw["proj_size"] = draw(st.integers(1, kw["units"] - 1), label="proj_size")
     kw["peepholes"] = flag("peepholes")
     if "cell_clip" in fixed:
         kw["cell_clip"] = fixed.pop("cell_clip")
-    elif "cell_clip" in opts and draw(st.integers(0, 3)) == 0:
-        kw["cell_clip"] = draw(st.sampled_from([0.5, 1.0, 3.0]))
+    elif "cell_clip" in opts and _rarely(draw, 4, "clip"):
+        kw["cell_clip"] = draw(st.sampled_from([3.0, 1.0, 0.5]), label="cell_clip")
     kw["input_forget"] = flag("input_forget")
-    kw["dtype"] = fixed.pop("dtype", None) or draw(st.sampled_from([d for d in caps.dtypes if d != "float16"] or caps.dtypes))
+    kw["dtype"] = fixed.pop("dtype", None) or draw(
+        st.sampled_from([d for d in caps.dtypes if d != "float16"] or caps.dtypes), label="dtype")
     kw.update(fixed)
     config = Config(**kw)
     assume(adapter.unsupported_reason(config, variant, device) is None)
 
-    batch = draw(st.integers(1, 8))
-    long = long_sequences and max_timesteps >= 64 and draw(st.integers(0, 24)) == 0
-    timesteps = draw(st.integers(65, 512)) if long else draw(st.one_of(st.integers(1, 8), st.integers(1, max_timesteps)))
-    seed = draw(st.integers(0, 2**32 - 1))
-    weight_scale = draw(st.sampled_from(WEIGHT_SCALES))
-    input_scale = draw(st.sampled_from(INPUT_SCALES))
+    batch = draw(st.integers(1, 8), label="batch")
+    long = long_sequences and regime.long_sequences and max_timesteps >= 64 and _rarely(draw, 8, "long")
+    timesteps = draw(st.integers(65, 512), label="timesteps") if long else draw(
+        st.one_of(st.integers(1, 8), st.integers(1, max_timesteps)), label="timesteps")
+    seed = draw(st.integers(0, 2**32 - 1), label="seed")
+    weight_scale = draw(st.sampled_from(regime.weight_scales), label="weight_scale")
+    input_scale = draw(st.sampled_from(regime.input_scales), label="input_scale")
     rng = np.random.default_rng(seed)
     weights = random_weights(config, rng, scale=weight_scale)
     x = rng.normal(size=(batch, timesteps, config.input_dim)) * input_scale
-
-    use_mask = ("mask" in opts or "lengths" in opts) and (draw(st.booleans()) if mask is None else mask)
-    m, mask_kind = None, "none"
-    if use_mask:
-        kinds = ["right-padded"] + (["arbitrary"] if caps.arbitrary_masks and "mask" in opts else [])
-        mask_kind = draw(st.sampled_from(kinds))
-        lo = 0 if caps.fully_masked_rows else 1
-        if mask_kind == "right-padded":
-            lengths = np.array([draw(st.integers(lo, timesteps)) for _ in range(batch)])
-            m = np.arange(timesteps)[None, :] < lengths[:, None]
-        else:
-            m = rng.random((batch, timesteps)) < draw(st.sampled_from([0.3, 0.7, 0.9]))
-            if not caps.fully_masked_rows:
-                m[:, 0] |= ~m.any(axis=1)
-            elif draw(st.booleans()):
-                m[rng.integers(batch)] = False  # a fully masked row
+    m, mask_kind = _draw_mask(draw, caps, rng, batch, timesteps, mask)
     rules = adapter.masked_output_rules(config, variant)
-    masked_output = draw(st.sampled_from(rules)) if use_mask else rules[0]
+    masked_output = draw(st.sampled_from(rules), label="masked_output") if m is not None else rules[0]
 
     init = None
-    want_init = "initial_state" in opts and (draw(st.booleans()) if initial_state is None else initial_state)
+    want_init = "initial_state" in opts and (
+        draw(st.booleans(), label="initial_state") if initial_state is None else initial_state)
     if want_init:
         init = [[(rng.normal(size=(batch, config.hidden_size)) * 0.5, rng.normal(size=(batch, config.units)) * 0.5)
                  for _ in range(config.num_directions)] for _ in range(config.num_layers)]
-    return Case(config, weights, x, m, mask_kind, init, masked_output, seed, weight_scale, input_scale)
+    return Case(config, weights, x, m, mask_kind, init, masked_output, seed, weight_scale, input_scale,
+                regime=regime.name)
+
+
+def _draw_mask(draw, caps, rng, batch: int, timesteps: int, wanted: bool | None):
+    """(mask, kind): right-padded or arbitrary per-sample masks, fully masked rows where the adapter allows."""
+    opts = caps.options
+    use = ("mask" in opts or "lengths" in opts) and (draw(st.booleans(), label="mask") if wanted is None else wanted)
+    if not use:
+        return None, "none"
+    kinds = ["right-padded"] + (["arbitrary"] if caps.arbitrary_masks and "mask" in opts else [])
+    kind = draw(st.sampled_from(kinds), label="mask_kind")
+    lo = 0 if caps.fully_masked_rows else 1
+    if kind == "right-padded":
+        lengths = np.array([draw(st.integers(lo, timesteps), label="length") for _ in range(batch)])
+        return np.arange(timesteps)[None, :] < lengths[:, None], kind
+    m = rng.random((batch, timesteps)) < draw(st.sampled_from([0.7, 0.3, 0.9]), label="mask_density")
+    if not caps.fully_masked_rows:
+        m[:, 0] |= ~m.any(axis=1)
+    elif draw(st.booleans(), label="fully_masked_row"):
+        m[rng.integers(batch)] = False
+    return m, kind

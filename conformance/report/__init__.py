@@ -1,25 +1,26 @@
-"""``lstm-conformance report RUN_DIR... [--out reports/latest]``: merge runs into summary.json + index.html.
+"""The report: merge run directories into ``summary.json`` + a self-contained ``index.html`` (and the
+repro files of every failure), and gate a run against a baseline (:mod:`.gate`).
 
-Also writes, for every failure with a saved case, a copy of its ``.npz`` blob and a short runnable
-script under ``<out>/repro/<run>/`` so the report directory is self-sufficient. Every file is written
-atomically (temp file + rename): a reader never sees half a report.
-
-``python -m conformance.report REPORTS_ROOT --out REPORTS_ROOT/latest`` merges every run directory found
-under REPORTS_ROOT (the tox ``report`` env uses it, so a backend env that did not run is simply absent).
+Plain functions; the command line is ``lstm-conformance report`` / ``gate`` (conformance/cli.py). Every file
+is written atomically (temp file + rename): a reader never sees half a report. The report reads records and
+run.json only: it never imports or runs an adapter.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
-from ..recording import replace_atomically, write_json_atomic, write_text_atomic
-from .summary import RunData, attach_repro_paths, build_summary, load_run, safe_name
+from ..harness.files import write_json_atomic, write_text_atomic
+from .repro_scripts import write_repros
+from .runs import load_run
+from .summary import build_summary
 
-__all__ = ["main", "make_report", "find_run_dirs", "schema", "validate", "write_text_atomic"]
+__all__ = ["expand_run_dirs", "find_run_dirs", "make_report", "run_report", "schema", "validate"]
+
+#: the folder a report over a folder of runs goes to by default, and that is never read as a run
+LATEST = "latest"
 
 
 def schema() -> dict:
@@ -37,60 +38,6 @@ def validate(summary: dict) -> None:
         raise ValueError(f"summary does not match schema.json at {where}: {exc.message}") from None
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
-    replace_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())[:200]
-
-
-def _script(blob_name: str, backend: str, failure: dict, run_id: str) -> str:
-    rules = ", ".join(failure.get("rules") or [])
-    return (
-        "#!/usr/bin/env python3\n"
-        f"# Repro of a failed conformance check: {_one_line(backend)} {_one_line(failure.get('property'))} "
-        f"[{_one_line(rules)}], run {_one_line(run_id)}.\n"
-        "# Rebuilds the framework layer with the saved weights and inputs (the .npz beside this file),\n"
-        "# runs it and the reference, and prints the disagreement. Needs lstm-conformance and the framework.\n"
-        "import sys\n"
-        "from pathlib import Path\n\n"
-        "from conformance.repro import main\n\n"
-        f"sys.exit(main([str(Path(__file__).resolve().with_name({blob_name!r}))]))\n"
-    )
-
-
-def _write_repros(runs: list[RunData], summary: dict, out: Path) -> dict[str, str]:
-    """Copy blobs and write scripts; returns script path (report-relative) -> script text."""
-    by_id = {r.run_id: r for r in runs}
-    mapping, scripts, written = {}, {}, set()
-    for key, b in summary["backends"].items():
-        run = by_id[b["run"]]
-        for f in b["failures"]:
-            rel = f.get("repro")
-            if not rel or (b["run"], rel) in mapping:
-                continue
-            src = (run.run_dir / rel).resolve()
-            if not src.is_file() or run.run_dir.resolve() not in src.parents:
-                continue
-            folder = Path("repro") / safe_name(b["run"])
-            blob = folder / safe_name(Path(rel).name)
-            script = blob.with_suffix(".py")
-            _copy_atomic(src, out / blob)
-            text = _script(blob.name, key, f, b["run"])
-            write_text_atomic(out / script, text)
-            os.chmod(out / script, 0o755)
-            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix()}
-            scripts[script.as_posix()] = text
-            written.update({out / blob, out / script})
-    # drop repro files of an earlier report in the same directory (only the kinds this command writes)
-    for old in (out / "repro").glob("*/*") if (out / "repro").is_dir() else []:
-        if old.suffix in (".npz", ".py") and old not in written:
-            old.unlink()
-    attach_repro_paths(summary, mapping)
-    return scripts
-
-
 def make_report(run_dirs: list[Path], out: Path) -> dict:
     """Read the runs, write ``out``/summary.json, index.html and repro/; return the summary."""
     from .html import render
@@ -104,51 +51,57 @@ def make_report(run_dirs: list[Path], out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(runs)
-    scripts = _write_repros(runs, summary, out)
+    scripts = write_repros(runs, summary, out)
     validate(json.loads(json.dumps(summary)))
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "index.html", render(summary, runs, scripts))
     return summary
 
 
-def main(args) -> int:
-    summary = make_report([Path(r) for r in args.runs], Path(args.out))
-    t = summary["totals"]
-    print(f"lstm-conformance report: {len(summary['runs'])} run(s), {len(summary['backends'])} backend(s): "
-          + ", ".join(f"{n} {v}" for v, n in t.items() if n) + f" -> {Path(args.out) / 'index.html'}")
-    for run in summary["runs"]:
-        for p in run["problems"]:
-            print(f"  run {run['run_id']} ({run['status']}): {p}")
-    return 0
+def _is_run_dir(d: Path) -> bool:
+    return (d / "results.jsonl").exists() or (d / "run.json").exists()
 
 
-def find_run_dirs(root: Path, exclude: list[Path] = ()) -> list[Path]:
-    """Run directories directly under ``root`` (holding results.jsonl or run.json), except ``exclude``."""
+def find_run_dirs(root: Path, exclude=()) -> list[Path]:
+    """Run directories directly under ``root`` (holding results.jsonl or run.json), sorted by name, except
+    those in ``exclude`` and a folder named ``latest`` (the default report folder)."""
     root = Path(root)
     skip = {Path(e).resolve() for e in exclude}
     if not root.is_dir():
         return []
-    return sorted(d for d in root.iterdir() if d.is_dir() and d.resolve() not in skip and d.name != "latest"
-                  and ((d / "results.jsonl").exists() or (d / "run.json").exists()))
+    return sorted(d for d in root.iterdir()
+                  if d.is_dir() and d.resolve() not in skip and d.name != LATEST and _is_run_dir(d))
 
 
-def main_all(argv: list[str] | None = None) -> int:
-    """``python -m conformance.report ROOT --out OUT``: report over every run found under ROOT."""
-    import argparse
+def expand_run_dirs(paths: list[Path], exclude=()) -> list[Path]:
+    """Each path is a run directory, or a folder of run directories (its children that are runs, except
+    ``exclude``). ValueError naming the path that is neither."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if _is_run_dir(p):
+            found.append(p)
+            continue
+        if not p.is_dir():
+            raise ValueError(f"{p}: no such run directory")
+        children = find_run_dirs(p, exclude=exclude)
+        if not children:
+            raise ValueError(f"{p}: neither a run directory (results.jsonl, run.json) nor a folder holding any "
+                             "(did any backend run?)")
+        found += children
+    return found
 
-    p = argparse.ArgumentParser(prog="python -m conformance.report",
-                                description="merge every run directory under ROOT (missing backends are skipped)")
-    p.add_argument("root", nargs="?", default="reports")
-    p.add_argument("--out", default=None, help="default: ROOT/latest")
-    a = p.parse_args(argv)
-    out = Path(a.out) if a.out else Path(a.root) / "latest"
-    runs = find_run_dirs(Path(a.root), exclude=[out])
-    if not runs:
-        print(f"lstm-conformance report: no run directory under {a.root} (did any backend env run?)", file=sys.stderr)
-        return 2
-    print(f"lstm-conformance report: runs found under {a.root}: {', '.join(d.name for d in runs)}")
-    try:
-        return main(argparse.Namespace(runs=[str(d) for d in runs], out=str(out)))
-    except ValueError as exc:
-        print(f"lstm-conformance report: error: {exc}", file=sys.stderr)
-        return 2
+
+def run_report(paths: list[Path], out: Path, stream=None) -> int:
+    """``lstm-conformance report PATH... --out OUT``: report over the runs in ``paths`` (see
+    :func:`expand_run_dirs`) and print what it merged and each run's problems. ValueError on bad input."""
+    stream = stream or sys.stdout
+    out = Path(out)
+    run_dirs = expand_run_dirs(paths, exclude=[out])
+    summary = make_report(run_dirs, out)
+    counts = ", ".join(f"{n} {v}" for v, n in summary["totals"].items() if n) or "no check"
+    print(f"lstm-conformance report: {len(summary['runs'])} run(s) ({', '.join(r['run_id'] for r in summary['runs'])}),"
+          f" {len(summary['backends'])} backend(s): {counts} -> {out / 'index.html'}", file=stream)
+    for run in summary["runs"]:
+        for p in run["problems"]:
+            print(f"  run {run['run_id']} ({run['status']}): {p}", file=stream)
+    return 0

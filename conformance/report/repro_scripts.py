@@ -1,0 +1,92 @@
+"""Repro files beside the report: for every failure with a saved case, a copy of its ``.npz`` blob and a short
+script (rendered from ``templates/repro.py.j2``) under ``<out>/repro/<run>/``, so the report directory is
+self-sufficient. Every file is written atomically (temp file + rename)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..harness.files import replace_atomically, write_text_atomic
+from .runs import RunData, safe_name
+
+__all__ = ["render_script", "tox_env", "write_repros"]
+
+#: adapters tested in a tox env of another name (every other adapter's env is named after it, see tox.ini)
+_TOX_ENVS = {"numpy": "tests"}
+
+
+def tox_env(adapter: str) -> str:
+    return _TOX_ENVS.get(adapter, adapter)
+
+
+def _environment():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).with_name("templates"))),
+                             autoescape=False, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # a value from a record reaches a comment: one line, so it can never end the comment and become code
+    env.filters["line"] = lambda v: " ".join(str(v).split())[:200]
+    env.filters["pyrepr"] = lambda v: repr(str(v))
+    return env
+
+
+def render_script(*, backend: dict, failure: dict, blob_name: str, script: str) -> str:
+    """The script's text for one failure of a summary backend entry."""
+    variant = failure.get("variant") or "default"
+    label = backend["adapter"] + ("" if variant == "default" else f":{variant}")
+    return _environment().get_template("repro.py.j2").render(
+        backend=label, property=failure.get("property") or "", rules=failure.get("rules") or [],
+        run=backend["run"], verdict=failure.get("verdict") or "", tox_env=tox_env(backend["adapter"]),
+        framework=backend.get("framework") or "the framework", script=script, blob_name=blob_name)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as a reader at the checkout would type it: relative to the current directory when below it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def write_repros(runs: list[RunData], summary: dict, out: Path) -> dict[str, str]:
+    """Copy blobs and write scripts; add their paths to the summary's failures; returns script path
+    (report-relative) -> script text."""
+    by_id = {r.run_id: r for r in runs}
+    mapping, scripts, written = {}, {}, set()
+    for b in summary["backends"].values():
+        run = by_id[b["run"]]
+        for f in b["failures"]:
+            rel = f.get("repro")
+            if not rel or (b["run"], rel) in mapping:
+                continue
+            src = (run.run_dir / rel).resolve()
+            if not src.is_file() or run.run_dir.resolve() not in src.parents:
+                continue  # a blob missing or outside its run directory is never copied
+            folder = Path("repro") / safe_name(b["run"])
+            blob = folder / safe_name(Path(rel).name)
+            script = blob.with_suffix(".py")
+            replace_atomically(out / blob, lambda tmp, src=src: shutil.copyfile(src, tmp))
+            text = render_script(backend=b, failure=f, blob_name=blob.name, script=_shown_path(out / script))
+            write_text_atomic(out / script, text)
+            os.chmod(out / script, 0o755)
+            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix()}
+            scripts[script.as_posix()] = text
+            written.update({out / blob, out / script})
+    # drop repro files of an earlier report in the same directory (only the kinds this command writes)
+    for old in (out / "repro").glob("*/*") if (out / "repro").is_dir() else []:
+        if old.suffix in (".npz", ".py") and old not in written:
+            old.unlink()
+    attach_repro_paths(summary, mapping)
+    return scripts
+
+
+def attach_repro_paths(summary: dict, mapping: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Add report-relative blob/script paths to failures: mapping[(run_id, blob_rel)] -> {blob, script}."""
+    for b in summary["backends"].values():
+        for f in b["failures"]:
+            hit = mapping.get((b["run"], f.get("repro") or ""))
+            if hit:
+                f.update(hit)
