@@ -11,10 +11,14 @@ calibration measures against K. They register under ``broken-*`` names through :
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 from conformance.adapters.base import Capabilities, Output
 from conformance.adapters.numpy_ref import NumpyAdapter
 from conformance.calibration import slips
-from reference import lstm_forward
+from reference import Weights, lstm_forward
 
 
 class GateSwapAdapter(NumpyAdapter):
@@ -92,6 +96,82 @@ class SecondBiasUncountedAdapter(NumpyAdapter):
         return full - sum(lw.b2.size for dirs in handle.weights.layers for lw in dirs if lw.b2 is not None)
 
 
+class Float16InsideAdapter(NumpyAdapter):
+    """Declares float32 but computes in float16 (a kernel that downcasts internally) and returns float32."""
+
+    name = "broken-float16-inside"
+
+    def forward(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        cfg = handle.config
+        if cfg.dtype != "float32":
+            return super().forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        res = lstm_forward(cfg, handle.weights, x, mask=mask, initial_state=initial_state,
+                           masked_output=masked_output, dtype="float16")
+        cast = lambda a: tuple(np.asarray(v, np.float32) for v in a) if isinstance(a, tuple) else np.asarray(a, np.float32)  # noqa: E731
+        return Output(output=cast(res.output), h=[[cast(v) for v in d] for d in res.h],
+                      c=[[cast(v) for v in d] for d in res.c], kernel_path="float16-inside")
+
+
+class ReducedMantissaAdapter(NumpyAdapter):
+    """float32 with the matmul operands (inputs, weights, initial state) rounded to TF32's 10-bit mantissa."""
+
+    name = "broken-tf32-like"
+
+    def build(self, config, weights, **kw):
+        if config.dtype == "float32":
+            weights = Weights.from_flat({k: _tf32(v) for k, v in weights.flat().items()})
+        return super().build(config, weights, **kw)
+
+    def forward(self, handle, x, *, initial_state=None, **kw):
+        if handle.config.dtype == "float32":
+            x = _tf32(x)
+            if initial_state is not None:
+                initial_state = [[(_tf32(h), _tf32(c)) for h, c in dirs] for dirs in initial_state]
+        return super().forward(handle, x, initial_state=initial_state, **kw)
+
+
+def _tf32(a):
+    """Round to a 10-bit mantissa (TF32's), as a float32 matmul on TF32 tensor cores sees its operands."""
+    bits = np.asarray(a, np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)
+    return rounded.view(np.float32).astype(np.float64)
+
+
+class AveAsSumAdapter(NumpyAdapter):
+    """Bidirectional merge_mode 'ave' computed as the sum of the directions (the halving forgotten)."""
+
+    name = "broken-ave-merge"
+    capabilities = dataclasses.replace(NumpyAdapter.capabilities, merge_modes=("ave",))
+
+    def build(self, config, weights, **kw):
+        if config.bidirectional and config.merge_mode == "ave":
+            config = config.replace(merge_mode="sum")
+        return super().build(config, weights, **kw)
+
+
+class StateResetAdapter(NumpyAdapter):
+    """The state starts over every 64 steps (a kernel that processes long sequences in chunks and drops the
+    carry between them)."""
+
+    name = "broken-state-reset-64"
+    CHUNK = 64
+
+    def forward(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        T = x.shape[1]
+        if T <= self.CHUNK or handle.config.bidirectional or handle.config.go_backwards:
+            return super().forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        cfg = handle.config.replace(return_sequences=True)
+        parts, state = [], initial_state
+        for t0 in range(0, T, self.CHUNK):
+            m = None if mask is None else mask[:, t0:t0 + self.CHUNK]
+            res = lstm_forward(cfg, handle.weights, x[:, t0:t0 + self.CHUNK].astype(cfg.dtype), mask=m,
+                               initial_state=state if t0 == 0 else None, masked_output=masked_output)
+            parts.append(res.output)
+        y = np.concatenate(parts, axis=1)
+        return Output(output=y if handle.config.return_sequences else y[:, -1], h=res.h, c=res.c,
+                      kernel_path="chunked")
+
+
 class NeverInstalledAdapter(NumpyAdapter):
     """A backend whose framework is never importable: every property skips, so a run checks nothing."""
 
@@ -109,4 +189,8 @@ EXPECTED = {cls.name: (cls, f"conformance/properties/{module}", prop, rule) for 
     (PaddedEndStateAdapter, "test_masking.py", "test_masked_steps_keep_state", "MASK-1"),
     (Keras2HardSigmoidAdapter, "test_activations.py", "test_activation_choices_match_registry", "ACT-30"),
     (SecondBiasUncountedAdapter, "test_parameters.py", "test_param_count_matches_convention", "PARAM-2"),
+    (Float16InsideAdapter, "test_numerics.py", "test_layer_computes_in_its_declared_dtype", "NUM-5"),
+    (ReducedMantissaAdapter, "test_numerics.py", "test_layer_computes_in_its_declared_dtype", "NUM-5"),
+    (AveAsSumAdapter, "test_direction.py", "test_bidirectional_merge_modes", "BIDI-2"),
+    (StateResetAdapter, "test_equations.py", "test_long_sequences_match_reference", "GATE-3"),
 )}

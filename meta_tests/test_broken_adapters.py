@@ -26,13 +26,16 @@ def test_broken_adapter_is_flagged_with_its_rule(suite_run):
     rule = EXPECTED[name][3]
     assert suite_run.returncode == 1, f"{name}: expected pytest exit 1 (tests failed)\n{suite_run.describe()}"
     fails = suite_run.with_verdict("fail")
-    naming = [r for r in fails if rule in r.get("rules", [])]
-    assert naming, (f"{name}: no fail record names {rule}; fail records name "
-                    f"{[r.get('rules') for r in fails]}\n{suite_run.describe()}")
+    naming = [r for r in fails if rule in r.get("implicated", [])]
+    assert naming, (f"{name}: no fail record implicates {rule}; fail records implicate "
+                    f"{[r.get('implicated') for r in fails]}\n{suite_run.describe()}")
     assert not suite_run.with_verdict("crash"), f"{name}: the slip should fail the comparison, not crash"
     ratios = [r["metrics"]["ratio"] for r in naming if (r.get("metrics") or {}).get("ratio") is not None]
     for r in naming:
-        if "ratio" in (r.get("metrics") or {}):
+        if "min_bits" in (r.get("metrics") or {}):
+            # a precision fail (NUM-5): the effective bits are the evidence
+            assert r["metrics"]["bits"] < r["metrics"]["min_bits"] or r["metrics"]["returned_dtypes"] != [r["dtype"]], r
+        elif "ratio" in (r.get("metrics") or {}):
             # a comparison fail: the recorded ratio is the evidence, and it must exceed K (NUM-4)
             assert r["metrics"]["ratio"] is None or r["metrics"]["ratio"] > errors.K, r
         else:

@@ -10,6 +10,13 @@ is judged against what the *reference itself* loses in the dtype under test:
 
 K and FLOOR_ULPS come from ``lstm-conformance calibrate`` (numbers in spec/numerics.md), which recomputes
 the ratio under other floors with :func:`ratio` from the numbers a :class:`Comparison` keeps.
+
+Error model v2: ``err_oracle`` is the maximum over several equally valid roundings of the case (the
+reference in the dtype, plus NUDGED_ORACLES references on inputs nudged by an ulp), so one lucky rounding
+cannot make the bar too low. A case none of whose numbers can be trusted is *inconclusive* (never pass,
+never fail): one that leaves the dtype's safe range anywhere (NUM-2), or whose equally valid roundings
+already disagree in more than the top third of the dtype's mantissa (ill-conditioned, NUM-6). Each value
+check also records the implementation's effective mantissa bits (NUM-5).
 """
 
 from __future__ import annotations
@@ -24,11 +31,15 @@ __all__ = [
     "Comparison",
     "K",
     "compare",
+    "effective_bits",
+    "NUDGED_ORACLES",
     "flatten_outputs",
+    "iter_arrays",
     "floor",
     "nudge",
     "nudge_inputs",
     "oracle_reference",
+    "oracle_references",
     "output_scale",
     "ratio",
 ]
@@ -39,6 +50,11 @@ K = 64.0
 FLOOR_ULPS = 8.0
 #: NUM-2: values within this factor of the dtype's largest finite number count as out of its range.
 RANGE_MARGIN = 2.0**16
+#: NUM-1 v2: nudged references besides the reference run in the dtype (float64: only these)
+NUDGED_ORACLES = 2
+#: NUM-6: a case whose equally valid roundings keep fewer than this share of the dtype's mantissa bits
+#: (relative to the output scale) is ill-conditioned: inconclusive.
+CONDITIONING_SHARE = 1 / 3
 
 
 @dataclass
@@ -53,67 +69,99 @@ class Comparison:
     worst_index: int | None = None
     note: str = ""
     ymax: float = 0.0  # max |y_ref64| over the compared values; the floor's scale is output_scale(ymax)
+    inconclusive: str = ""  # why the case proves nothing either way (NUM-2 range, NUM-6 conditioning)
+    bits: float | None = None  # NUM-5: the implementation's effective mantissa bits at the output scale
+    oracle_bits: float | None = None  # the same for the worst equally valid rounding (the reference's own)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for key in ("err_impl", "err_oracle", "floor", "ratio", "ymax"):
+        for key in ("err_impl", "err_oracle", "floor", "ratio", "ymax", "bits", "oracle_bits"):
             v = d[key]
             d[key] = None if v is None or not math.isfinite(v) else float(v)
         return d
 
 
+def iter_arrays(obj):
+    """The arrays of a nested output (an array, a pair, lists of states), in order."""
+    if obj is None:
+        return
+    if isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from iter_arrays(o)
+    else:
+        yield obj
+
+
 def flatten_outputs(output, h=None, c=None) -> np.ndarray:
     """Concatenate an output (array or pair) and state lists into one float64 vector."""
-    parts: list[np.ndarray] = []
-
-    def add(obj):
-        if obj is None:
-            return
-        if isinstance(obj, (list, tuple)):
-            for o in obj:
-                add(o)
-        else:
-            parts.append(np.asarray(obj, dtype=np.float64).ravel())
-
-    add(output)
-    add(h)
-    add(c)
+    parts = [np.asarray(a, dtype=np.float64).ravel() for a in iter_arrays([output, h, c])]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype: np.ndarray, dtype: str, *, k: float = K,
-            floor_ulps: float = FLOOR_ULPS) -> Comparison:
-    """Judge ``impl`` (run in ``dtype``) against the float64 reference (NUM-1, NUM-2).
+def _mantissa_bits(dtype: str) -> int:
+    return int(np.finfo(np.dtype(dtype)).nmant) + 1
 
-    All three are flat vectors of the same length (see :func:`flatten_outputs`).
+
+def effective_bits(err: float, scale: float, dtype: str) -> float:
+    """NUM-5: mantissa bits that ``err`` leaves correct at ``scale``, capped at the dtype's own (exact = cap)."""
+    cap = float(_mantissa_bits(dtype))
+    if err <= 0 or not math.isfinite(err):
+        return cap if err == 0 else 0.0
+    return float(min(cap, max(0.0, -math.log2(err / scale))))
+
+
+def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype, dtype: str, *, k: float = K,
+            floor_ulps: float = FLOOR_ULPS, peak: float | None = None) -> Comparison:
+    """Judge ``impl`` (run in ``dtype``) against the float64 reference (NUM-1, NUM-2, NUM-5, NUM-6).
+
+    ``impl`` and ``ref64`` are flat vectors of the same length (see :func:`flatten_outputs`); ``ref_dtype``
+    is one such vector or a list of them (equally valid roundings of the case: the oracles); ``peak`` the
+    largest magnitude anywhere in the float64 trajectory (pre-activations, cell states), when known.
     """
-    impl, ref64, ref_dtype = (np.asarray(a, dtype=np.float64).ravel() for a in (impl, ref64, ref_dtype))
-    if not (impl.shape == ref64.shape == ref_dtype.shape):
+    impl, ref64 = (np.asarray(a, dtype=np.float64).ravel() for a in (impl, ref64))
+    oracles = [np.asarray(o, dtype=np.float64).ravel() for o in (ref_dtype if isinstance(ref_dtype, list) else [ref_dtype])]
+    if not all(a.shape == ref64.shape for a in [impl, *oracles]):
         return Comparison(math.inf, math.nan, math.nan, math.inf, False, False, 0,
                           note=f"size mismatch: impl {impl.size} values, reference {ref64.size}")
     # NUM-2: values the dtype cannot hold, or holds within a factor RANGE_MARGIN of its largest finite
     # number, are outside its range: a different but correct order of operations may overflow there
     # (measured: Keras-on-JAX float32 returning inf where the float32 reference reached 3e38).
     limit = float(np.finfo(np.dtype(dtype)).max) / RANGE_MARGIN
-    finite = np.isfinite(ref_dtype) & np.isfinite(ref64) & (np.abs(ref64) <= limit) & (np.abs(ref_dtype) <= limit)
-    out_of_range = not bool(finite.all())
-    if not finite.any():
-        return Comparison(0.0, 0.0, 0.0, 0.0, True, True, 0, note="reference not finite in this dtype anywhere")
-    r64, rdt, imp = ref64[finite], ref_dtype[finite], impl[finite]
-    ymax = float(np.max(np.abs(r64)))
-    fl = floor(dtype, output_scale(ymax), floor_ulps)
-    err_oracle = float(np.max(np.abs(rdt - r64)))
-    diff = np.abs(imp - r64)
-    compared = int(finite.sum())
-    if not np.all(np.isfinite(imp)):
-        # the implementation produced inf/nan where the reference in its own dtype is finite
-        worst = int(np.flatnonzero(finite)[np.flatnonzero(~np.isfinite(imp))[0]])
-        return Comparison(math.inf, err_oracle, fl, math.inf, False, out_of_range, compared, worst,
-                          note="implementation not finite where the reference is", ymax=ymax)
-    err_impl = float(diff.max())
-    r = ratio(err_impl, err_oracle, dtype, output_scale(ymax), floor_ulps)
-    worst = int(np.flatnonzero(finite)[int(diff.argmax())])
-    return Comparison(err_impl, err_oracle, fl, r, r <= k, out_of_range, compared, worst, ymax=ymax)
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(ref64) & (np.abs(ref64) <= limit)
+        for o in oracles:
+            inside &= np.isfinite(o) & (np.abs(o) <= limit)
+    if not inside.all() or (peak is not None and not peak <= limit):
+        values = [peak] if peak is not None else []
+        values += [float(np.max(np.abs(a[~inside]))) for a in (ref64, *oracles) if (~inside).any()]
+        top = "a non-finite value" if not all(map(math.isfinite, values)) else f"|value| {max(values):.3g}"
+        return Comparison(0.0, 0.0, 0.0, 0.0, False, True, 0, note="", inconclusive=(
+            f"NUM-2: the case leaves {dtype}'s safe range ({top}, limit {limit:.3g}) in the float64 reference "
+            "or an equally valid rounding of it"))
+    ymax = float(np.max(np.abs(ref64))) if ref64.size else 0.0
+    scale = output_scale(ymax)
+    fl = floor(dtype, scale, floor_ulps)
+    err_oracle = max((float(np.max(np.abs(o - ref64))) for o in oracles), default=0.0) if ref64.size else 0.0
+    oracle_bits = effective_bits(err_oracle, scale, dtype)
+    compared = int(ref64.size)
+    if oracle_bits < CONDITIONING_SHARE * _mantissa_bits(dtype):
+        return Comparison(math.nan, err_oracle, fl, math.nan, False, False, compared, ymax=ymax,
+                          oracle_bits=oracle_bits, inconclusive=(
+                              f"NUM-6: ill-conditioned: equally valid roundings of the case differ by {err_oracle:.3g} "
+                              f"at output scale {scale:.3g} (only {oracle_bits:.1f} of {_mantissa_bits(dtype)} "
+                              f"mantissa bits agree)"))
+    if not np.all(np.isfinite(impl)):
+        # the implementation produced inf/nan where every reference is finite and in range
+        worst = int(np.flatnonzero(~np.isfinite(impl))[0])
+        return Comparison(math.inf, err_oracle, fl, math.inf, False, False, compared, worst,
+                          note="implementation not finite where the reference is", ymax=ymax, bits=0.0,
+                          oracle_bits=oracle_bits)
+    diff = np.abs(impl - ref64)
+    err_impl = float(diff.max()) if diff.size else 0.0
+    r = ratio(err_impl, err_oracle, dtype, scale, floor_ulps)
+    worst = int(diff.argmax()) if diff.size else None
+    return Comparison(err_impl, err_oracle, fl, r, r <= k, False, compared, worst, ymax=ymax,
+                      bits=effective_bits(err_impl, scale, dtype), oracle_bits=oracle_bits)
 
 
 def output_scale(ymax: float) -> float:
@@ -151,6 +199,23 @@ def nudge_inputs(weights, x, initial_state, dtype: str, rng: np.random.Generator
     init = None if initial_state is None else [[(nudge(h, dtype, rng), nudge(c, dtype, rng)) for h, c in dirs]
                                                for dirs in initial_state]
     return w, nudge(x, dtype, rng), init
+
+
+def oracle_references(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",
+                      seed: int = 0, nudged: int = NUDGED_ORACLES) -> list:
+    """NUM-1 v2: equally valid roundings of the case -- :func:`oracle_reference` and ``nudged`` more
+    references in the dtype on inputs, weights and initial state each nudged by an ulp (own seeds)."""
+    from reference import lstm_forward
+
+    out = [oracle_reference(config, weights, x, mask=mask, initial_state=initial_state, masked_output=masked_output,
+                            seed=seed)]
+    for n in range(1 if config.dtype == "float64" else 0, nudged):
+        rng = np.random.default_rng([seed, 0x0ac1e, n + 1])
+        w, xn, init = nudge_inputs(weights, x, initial_state, config.dtype, rng)
+        with np.errstate(all="ignore"):
+            out.append(lstm_forward(config, w, xn, mask=mask, initial_state=init, masked_output=masked_output,
+                                    dtype=config.dtype))
+    return out
 
 
 def oracle_reference(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",

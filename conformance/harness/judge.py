@@ -27,13 +27,14 @@ from reference.params import UnsupportedConvention
 
 from ..adapters.base import Adapter, Output, Unsupported
 from . import errors
+from .attribution import implicate
 from .repro import save_blob
 from .results import CheckKind, Result, Verdict
 from .strategies import Case, cases
 from .xfails import XfailEntry, case_facts
 
 __all__ = ["Checker", "CheckFailure", "Judgement", "Target", "run_adapter", "reference", "oracle", "judge_outputs",
-           "judge_forward", "judge_shapes", "judge_params", "judge_continuation", "judge_defaults"]
+           "judge_forward", "judge_shapes", "judge_params", "judge_continuation", "judge_defaults", "judge_precision"]
 
 
 class CheckFailure(AssertionError):
@@ -59,6 +60,8 @@ class Judgement:
     metrics: dict[str, Any] = field(default_factory=dict)
     kernel_path: str | None = None
     precision: str | None = None
+    inconclusive: str = ""  # why the case proves nothing either way (then ``ok`` is False and means nothing)
+    implicated: list[str] = field(default_factory=list)  # the rules a failure points at
 
 
 # ---- running both sides -------------------------------------------------------------------------------
@@ -81,6 +84,13 @@ def oracle(case: Case):
                                    initial_state=case.initial_state, masked_output=case.masked_output, seed=case.seed)
 
 
+def oracles(case: Case) -> list:
+    """Equally valid roundings of the case (errors.oracle_references, NUM-1 v2): the error model's bar."""
+    return errors.oracle_references(case.config, case.weights, case.x, mask=case.mask,
+                                    initial_state=case.initial_state, masked_output=case.masked_output,
+                                    seed=case.seed)
+
+
 def _shape_of(obj):
     if isinstance(obj, (tuple, list)) and not all(isinstance(v, int) for v in obj):
         return [_shape_of(o) for o in obj]
@@ -91,29 +101,60 @@ def _shape_of(obj):
 
 # ---- judging -------------------------------------------------------------------------------------------
 def judge_outputs(case: Case, out: Output, ref64, refdt, *, states: bool = True, **extra) -> Judgement:
-    """Shapes first (a wrong shape is its own message), then the error model over output (and states)."""
+    """Shapes first (a wrong shape is its own message), then the error model over output (and states).
+    ``refdt`` is one oracle result or a list of them (equally valid roundings, NUM-1 v2)."""
+    refs = refdt if isinstance(refdt, list) else [refdt]
     got = {"output": _shape_of(out.output)}
     want = {"output": _shape_of(ref64.output)}
-    parts = [(out.output, ref64.output, refdt.output)]
     if states:
         got.update(h=_shape_of(out.h), c=_shape_of(out.c))
         want.update(h=_shape_of(ref64.h), c=_shape_of(ref64.c))
-        parts += [(out.h, ref64.h, refdt.h), (out.c, ref64.c, refdt.c)]
     paths = dict(kernel_path=out.kernel_path, precision=out.precision)
     if got != want:
-        return Judgement(False, f"shapes differ: got {got}, reference {want}", {"shapes": got, **extra}, **paths)
-    impl, r64, rdt = (errors.flatten_outputs([p[i] for p in parts]) for i in range(3))
-    cmp = errors.compare(impl, r64, rdt, case.config.dtype)
-    message = "" if cmp.passed else (
-        f"ratio {cmp.ratio:.3g} > K={errors.K:g} (err_impl {cmp.err_impl:.3g}, err_oracle {cmp.err_oracle:.3g}, "
-        f"floor {cmp.floor:.3g}){'; ' + cmp.note if cmp.note else ''}; case {case.brief()}")
-    return Judgement(cmp.passed, message, {**cmp.to_dict(), "shapes": got, **extra}, **paths)
+        return Judgement(False, f"shapes differ: got {got}, reference {want}", {"shapes": got, **extra},
+                         implicated=_shape_rules(case, got, want), **paths)
+
+    def flat(res):
+        return errors.flatten_outputs([res.output, res.h, res.c] if states else [res.output])
+
+    cmp = errors.compare(flat(out), flat(ref64), [flat(r) for r in refs], case.config.dtype)
+    metrics = {**cmp.to_dict(), "shapes": got, **extra}
+    if cmp.inconclusive:
+        return Judgement(False, cmp.inconclusive, metrics, inconclusive=cmp.inconclusive, **paths)
+    if cmp.passed:
+        return Judgement(True, "", metrics, **paths)
+    rules, where = implicate(case, out if states else _output_only(out), ref64 if states else _output_only(ref64),
+                             cmp)
+    metrics["where"] = where
+    at = ", ".join(f"{k} {v}" for k, v in where.items() if v is not None)
+    message = (f"ratio {cmp.ratio:.3g} > K={errors.K:g} (err_impl {cmp.err_impl:.3g}, err_oracle {cmp.err_oracle:.3g}, "
+               f"floor {cmp.floor:.3g}, {cmp.bits:.1f} effective bits){'; ' + cmp.note if cmp.note else ''}"
+               f"{'; worst at ' + at if at else ''}; case {case.brief()}")
+    return Judgement(False, message, metrics, implicated=rules, **paths)
+
+
+def _output_only(res):
+    return type(res)(output=res.output, h=[], c=[])
+
+
+def _shape_rules(case: Case, got: dict, want: dict) -> list[str]:
+    cfg = case.config
+    rules = []
+    if got.get("output") != want.get("output"):
+        rules.append("SHAPE-2" if cfg.return_sequences else "SHAPE-3")
+        if cfg.bidirectional:
+            rules.append("SHAPE-5")
+    if got.get("h") != want.get("h") or got.get("c") != want.get("c"):
+        rules.append("SHAPE-4")
+    if cfg.proj_size:
+        rules.append("SHAPE-6")
+    return rules
 
 
 def judge_forward(target: Target, case: Case, *, states: bool = True) -> Judgement:
     """Outputs and final (h, c) per layer and direction vs the reference."""
     _, out = run_adapter(target, case)
-    return judge_outputs(case, out, reference(case), oracle(case), states=states)
+    return judge_outputs(case, out, reference(case), oracles(case), states=states)
 
 
 def judge_shapes(target: Target, case: Case) -> Judgement:
@@ -123,7 +164,8 @@ def judge_shapes(target: Target, case: Case) -> Judgement:
     spec = output_shapes(case.config, B, T)
     got = {k: _shape_of(getattr(out, k)) for k in ("output", "h", "c")}
     want = {k: _shape_of(spec[k]) for k in ("output", "h", "c")}
-    return Judgement(got == want, f"got {got}, spec {want}", {"shapes": got}, kernel_path=out.kernel_path)
+    return Judgement(got == want, f"got {got}, spec {want}", {"shapes": got}, kernel_path=out.kernel_path,
+                     implicated=_shape_rules(case, got, want))
 
 
 def judge_params(target: Target, case: Case) -> Judgement:
@@ -136,8 +178,14 @@ def judge_params(target: Target, case: Case) -> Judgement:
         want = param_count(case.config, convention)
     except UnsupportedConvention as exc:
         raise Unsupported(str(exc)) from None
+    stacked = case.config.num_layers > 1 or case.config.bidirectional
+    rule = _PARAM_RULE.get(convention, "PARAM-1")
     return Judgement(got == want, f"framework reports {got} parameters, {convention} formula gives {want}",
-                     {"param_count": got, "param_expected": want, "convention": convention})
+                     {"param_count": got, "param_expected": want, "convention": convention},
+                     implicated=[rule, "PARAM-5"] if stacked else [rule])
+
+
+_PARAM_RULE = {"keras": "PARAM-1", "torch": "PARAM-2", "onnx": "PARAM-3", "flax": "PARAM-4"}
 
 
 def judge_continuation(target: Target, case: Case, split: int, *, stateful: bool) -> Judgement:
@@ -157,14 +205,48 @@ def judge_continuation(target: Target, case: Case, split: int, *, stateful: bool
     def second_part(res):
         return type(res)(output=res.output[:, split:] if cfg.return_sequences else res.output, h=res.h, c=res.c)
 
-    return judge_outputs(case, out, second_part(reference(case)), second_part(oracle(case)), split=split)
+    return judge_outputs(case, out, second_part(reference(case)), [second_part(r) for r in oracles(case)],
+                         split=split)
+
+
+#: NUM-5: effective mantissa bits a correct layer keeps on a well-conditioned case (TYPICAL regime, T <= 16),
+#: at the output scale; calibrated on the numpy, torch and onnxruntime backends (spec/numerics.md). A float32
+#: layer computing in float16 keeps ~10, in bfloat16 ~8, with TF32 matmuls ~11; float64 computed in float32 ~23.
+MIN_EFFECTIVE_BITS = {"float16": 8.0, "float32": 17.0, "float64": 44.0}
+
+
+def judge_precision(target: Target, case: Case) -> Judgement:
+    """NUM-5: the layer computes in the dtype it declares: it returns that dtype and keeps at least
+    MIN_EFFECTIVE_BITS[dtype] effective mantissa bits on a well-conditioned case."""
+    _, out = run_adapter(target, case)
+    dtype = case.config.dtype
+    returned = sorted({str(np.asarray(a).dtype) for a in errors.iter_arrays([out.output, out.h, out.c])
+                       if np.issubdtype(np.asarray(a).dtype, np.floating)})
+    j = judge_outputs(case, out, reference(case), oracles(case))
+    if j.inconclusive:
+        return j
+    bits, need = j.metrics.get("bits"), MIN_EFFECTIVE_BITS[dtype]
+    problems = []
+    if returned and returned != [dtype]:
+        problems.append(f"returns {'/'.join(returned)} arrays for a {dtype} layer")
+    if bits is None or bits < need:
+        problems.append(f"keeps {0.0 if bits is None else bits:.1f} effective mantissa bits on a well-conditioned "
+                        f"{dtype} case, a {dtype} computation keeps >= {need:g} (the reference: "
+                        f"{j.metrics.get('oracle_bits') or 0:.1f})")
+    metrics = {**j.metrics, "returned_dtypes": returned, "min_bits": need}
+    return Judgement(not problems, "; ".join(problems) + (f"; case {case.brief()}" if problems else ""), metrics,
+                     kernel_path=j.kernel_path, precision=j.precision, implicated=["NUM-5"] if problems else [])
 
 
 def judge_defaults(target: Target, config: Config) -> Judgement:
     """DEF-1/DEF-2: a fresh framework layer's own initialisation and default activations."""
     weights, acts = target.adapter.default_weights(config)
     problems, worst_orth = default_init_problems(weights, acts)
-    return Judgement(not problems, "; ".join(problems), {"orthogonality_error": worst_orth, **acts})
+    implicated = ["DEF-2"] if any("activation" in p for p in problems) else []
+    if any("activation" not in p for p in problems):
+        implicated.insert(0, "DEF-1")
+    return Judgement(not problems, "; ".join(problems), {"orthogonality_error": worst_orth, **acts},
+                     implicated=implicated)
 
 
 # ---- the check fixture -----------------------------------------------------------------------------------
@@ -234,13 +316,16 @@ class Checker:
         kind = CheckKind.STATEFUL if stateful else CheckKind.CONTINUATION
         self._check(kind, case, lambda: judge_continuation(self.target, case, split, stateful=stateful))
 
+    def precision(self, case: Case) -> None:
+        self._check(CheckKind.PRECISION, case, lambda: judge_precision(self.target, case))
+
     def defaults(self, config: Config) -> None:
         self._check(CheckKind.DEFAULTS, None, lambda: judge_defaults(self.target, config), config=config.to_dict())
 
     # ---- recording ------------------------------------------------------------------------------------
     def _result(self, kind: CheckKind, verdict: Verdict, *, case: Case | None = None, config: dict | None = None,
                 judgement: Judgement | None = None, message: str = "", duration: float = 0.0,
-                repro: str | None = None) -> Result:
+                repro: str | None = None, finding: XfailEntry | None = None) -> Result:
         a = self.adapter
         rules = list(self.rules) + [r for r in a.exercises if r not in self.rules]
         res = Result(adapter=a.name, verdict=verdict, property=self.property, check=kind, test=self.test_id,
@@ -249,6 +334,10 @@ class Checker:
                      dtype=(config or {}).get("dtype"))
         if judgement is not None:
             res.metrics, res.kernel_path, res.precision = judgement.metrics, judgement.kernel_path, judgement.precision
+            if verdict is not Verdict.PASS:
+                res.implicated = list(judgement.implicated)
+        if finding is not None:  # a known finding names its rule
+            res.implicated = [finding.rule]
         if case is not None:
             # every check that runs a case exercises its two activation functions (ACT-*)
             acts = {act.rule for act in (case.config.act, case.config.recurrent_act)} - set(res.rules)
@@ -287,23 +376,28 @@ class Checker:
             message = f"{self.adapter.name} raised {_exception_line(exc)}"
             entry = self._case_xfail(case)
             if entry is not None:  # a known crash for this kind of case: recorded, the test goes on
-                record(Verdict.XFAIL, message=f"{entry.describe()}: {message}")
+                record(Verdict.XFAIL, message=f"{entry.describe()}: {message}", finding=entry)
                 reject()
             if _is_final():
                 verdict = Verdict.XFAIL if self.expect_fail else Verdict.CRASH
-                record(verdict, message=message, repro=self._blob(case, kind))
+                record(verdict, message=message, repro=self._blob(case, kind), finding=self.expect_fail)
             raise
         if j.ok:
             record(Verdict.PASS, judgement=j)
             return
+        if j.inconclusive:  # proves nothing either way: counted and shown, never a pass or a fail
+            record(Verdict.INCONCLUSIVE, judgement=j, message=j.inconclusive)
+            return
         entry = self._case_xfail(case)
         if entry is not None:  # a known disagreement for this kind of case: recorded, the test goes on
-            record(Verdict.XFAIL, judgement=j, message=f"{entry.describe()}: {j.message}")
+            record(Verdict.XFAIL, judgement=j, message=f"{entry.describe()}: {j.message}", finding=entry)
             return
         if not _is_final():
             raise CheckFailure(j.message)  # hypothesis is still shrinking: record only the minimal example
         repro = self._blob(case, kind)
-        record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=j.message, repro=repro)
+        record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=j.message, repro=repro,
+               finding=self.expect_fail)
         where = f"\n  repro: lstm-conformance repro {self.sink.run_dir / repro}" if repro else ""
-        raise CheckFailure(f"[{', '.join(self.rules)}] {self.adapter.name}:{self.variant} {self.property}: "
+        named = j.implicated or list(self.rules)
+        raise CheckFailure(f"[{', '.join(named)}] {self.adapter.name}:{self.variant} {self.property}: "
                            f"{j.message}{where}")

@@ -133,6 +133,8 @@ def replay(path: Path, out=None) -> int:
                 checker.shapes(case)
             elif kind is CheckKind.PARAMS:
                 checker.params(case)
+            elif kind is CheckKind.PRECISION:
+                checker.precision(case)
             elif kind in (CheckKind.CONTINUATION, CheckKind.STATEFUL) and split:
                 checker.continuation(case, int(split), stateful=kind is CheckKind.STATEFUL)
             else:

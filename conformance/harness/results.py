@@ -66,6 +66,7 @@ class CheckKind(str, Enum):
     CONTINUATION = "continuation"  # two calls with carried state vs one call
     STATEFUL = "stateful"  # two calls of a stateful layer vs one call
     DEFAULTS = "defaults"  # a fresh layer's initialisation and activations
+    PRECISION = "precision"  # the layer computes in the dtype it declares (effective bits, NUM-5)
     REQUIREMENTS = "requirements"  # no comparison: the adapter lacks an option the property needs
 
     def __str__(self) -> str:
@@ -95,6 +96,7 @@ class Result:
     versions: dict[str, str] = field(default_factory=dict)
     device: str | None = None
     rules: list[str] = field(default_factory=list)
+    implicated: list[str] = field(default_factory=list)  # a fail's broken rule(s); exercised rules in ``rules``
     message: str = ""
     duration: float = 0.0
     kernel_path: str | None = None
@@ -164,13 +166,14 @@ class Result:
         _expect(kw, str, "adapter", "property", "test", "variant", "framework", "message", "kernel_path",
                 "precision", "repro", "dtype", "run", "device")
         _expect(kw, dict, "versions", "metrics")
-        _expect(kw, list, "rules")
+        _expect(kw, list, "rules", "implicated")
         _expect(kw, (int, float), "duration")
         _expect(kw, int, "seed")
         if "config" in kw and not isinstance(kw["config"], dict):
             raise ValueError(f"field 'config': expected an object, got {type(kw['config']).__name__}")
-        if not all(isinstance(r, str) for r in kw.get("rules", [])):
-            raise ValueError("field 'rules': expected a list of rule IDs (strings)")
+        for name in ("rules", "implicated"):
+            if not all(isinstance(r, str) for r in kw.get(name, [])):
+                raise ValueError(f"field {name!r}: expected a list of rule IDs (strings)")
         kw["schema_version"] = version
         return cls(**kw)
 

@@ -131,9 +131,10 @@ def _profile() -> str:
 @st.composite
 def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu", *, fixed: dict | None = None,
           mask: bool | None = None, initial_state: bool | None = None, max_timesteps: int = 64,
-          long_sequences: bool = True, regime: Regime | None = None) -> Case:
+          long_sequences: bool = True, regime: Regime | None = None, timesteps: tuple[int, int] | None = None) -> Case:
     """A :class:`Case` the adapter can run. ``fixed`` forces Config fields; ``mask``/``initial_state``
-    force (True/False) or leave to chance (None) those inputs; ``regime`` forces TYPICAL or STRESS."""
+    force (True/False) or leave to chance (None) those inputs; ``regime`` forces TYPICAL or STRESS;
+    ``timesteps`` forces the sequence length into a range (e.g. past 64, on purpose)."""
     caps = adapter.capabilities
     opts = caps.options
     fixed = dict(fixed or {})
@@ -192,8 +193,12 @@ def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu",
 
     batch = draw(st.integers(1, 8), label="batch")
     long = long_sequences and regime.long_sequences and max_timesteps >= 64 and _rarely(draw, 8, "long")
-    timesteps = draw(st.integers(65, 512), label="timesteps") if long else draw(
-        st.one_of(st.integers(1, 8), st.integers(1, max_timesteps)), label="timesteps")
+    if timesteps is not None:
+        timesteps = draw(st.integers(*timesteps), label="timesteps")
+    elif long:
+        timesteps = draw(st.integers(65, 512), label="timesteps")
+    else:
+        timesteps = draw(st.one_of(st.integers(1, 8), st.integers(1, max_timesteps)), label="timesteps")
     seed = draw(st.integers(0, 2**32 - 1), label="seed")
     weight_scale = draw(st.sampled_from(regime.weight_scales), label="weight_scale")
     input_scale = draw(st.sampled_from(regime.input_scales), label="input_scale")

@@ -1,0 +1,95 @@
+"""``lstm-conformance false-alarms``: does a correct backend stay green under the draws users get?
+
+CI's derandomized profile draws the same cases every time, which can hide what users draw. This runs the
+properties on one backend under the ``dev`` profile with several random hypothesis seeds, plus the
+``thorough`` profile once, each run a separate pytest process writing its own results, and lists every
+check that did not pass: fails and crashes (false alarms unless a finding explains them), inconclusive
+cases with their reason, and the known findings (xfails) seen.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..harness.results import CheckKind, Verdict, read_results, validate_run_id
+
+__all__ = ["run_false_alarms", "Tally"]
+
+PROPERTIES = Path(__file__).resolve().parent.parent / "properties"
+VALUE_CHECKS = (CheckKind.FORWARD, CheckKind.CONTINUATION, CheckKind.STATEFUL)
+
+
+@dataclass
+class Tally:
+    runs: list[dict] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    value_checks: int = 0
+    unexplained: list[str] = field(default_factory=list)
+    inconclusive: Counter = field(default_factory=Counter)
+    findings: Counter = field(default_factory=Counter)
+
+
+def _one_run(backend: str, profile: str, seed: int | None, report_dir: Path, extra: list[str]) -> tuple[Path, int, float]:
+    run_id = validate_run_id(f"fa-{backend}-{profile}" + (f"-{seed}" if seed is not None else ""))
+    argv = [sys.executable, "-m", "pytest", str(PROPERTIES), "-q", "-p", "no:cacheprovider", "--backend", backend,
+            "--hypothesis-profile", profile, "--report-dir", str(report_dir), "--run-id", run_id, *extra]
+    if seed is not None:
+        argv += ["--hypothesis-seed", str(seed)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return report_dir / run_id, proc.returncode, time.perf_counter() - t0
+
+
+def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: bool = True, extra=(),
+                     out=sys.stdout) -> int:
+    """Run and summarise; 0 when nothing failed or crashed outside the known findings, else 1."""
+    if seeds < 0:
+        raise ValueError(f"--seeds {seeds}: expected a count >= 0")
+    plan = [("dev", random.SystemRandom().randrange(2**32)) for _ in range(seeds)]
+    if thorough:
+        plan.append(("thorough", None))
+    tally = Tally()
+    for profile, seed in plan:
+        run_dir, rc, seconds = _one_run(backend, profile, seed, Path(report_dir), list(extra))
+        records, problems = read_results(run_dir / "results.jsonl") if (run_dir / "results.jsonl").exists() else ([], [])
+        n = Counter(r.verdict.value for r in records)
+        tally.runs.append({"profile": profile, "seed": seed, "rc": rc, "seconds": seconds, "counts": dict(n),
+                           "dir": str(run_dir)})
+        print(f"  {profile:<8} seed {seed if seed is not None else '-':<11} exit {rc}  {seconds:6.0f}s  "
+              + ", ".join(f"{v} {c}" for v, c in sorted(n.items())), file=out)
+        for line in problems:
+            print(f"    note: {line}", file=out)
+        for r in records:
+            tally.counts[r.verdict.value] += 1
+            tally.value_checks += r.check in VALUE_CHECKS and r.verdict is not Verdict.SKIP
+            if r.verdict.failing:
+                tally.unexplained.append(f"{profile} seed {seed}: {r.verdict.value} {r.property} "
+                                         f"[{', '.join(r.implicated or r.rules)}] {r.message[:300]}")
+            elif r.verdict is Verdict.INCONCLUSIVE:
+                tally.inconclusive[r.message.split(":")[0]] += 1
+            elif r.verdict is Verdict.XFAIL:
+                tally.findings[", ".join(r.implicated) or "?"] += 1
+    _print(backend, tally, out)
+    return 1 if tally.unexplained else 0
+
+
+def _print(backend: str, t: Tally, out) -> None:
+    total = sum(t.counts.values())
+    print(f"false-alarms {backend}: {len(t.runs)} runs, {total} checks ({t.value_checks} value checks): "
+          + ", ".join(f"{v} {c}" for v, c in sorted(t.counts.items())), file=out)
+    for reason, n in t.inconclusive.most_common():
+        print(f"  inconclusive {n:>5}  {reason}", file=out)
+    for rule, n in t.findings.most_common():
+        print(f"  known finding {n:>4}  {rule}", file=out)
+    if t.unexplained:
+        print(f"  {len(t.unexplained)} unexplained fail/crash:", file=out)
+        for line in t.unexplained:
+            print(f"    {line}", file=out)
+    else:
+        print("  0 unexplained failures", file=out)
