@@ -5,7 +5,8 @@ functions (``hard_sigmoid`` in Keras 2 vs Keras 3) are mapped by their adapters 
 name they really compute; the registry itself never guesses.
 
 Names may carry ONNX-style parameters, e.g. ``"onnx_scaled_tanh(alpha=1.5, beta=0.5)"``; parameters
-that are not given take the defaults of the corresponding ONNX operator (ACT-20..ACT-25).
+that are not given take the defaults of the corresponding ONNX operator (ACT-20..ACT-25), except
+ScaledTanh's, which ONNX does not define: its 1 and 1 are this spec's convention (ACT-23 reading 'unity').
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ ACTIVATIONS: dict[str, _Entry] = {
     "onnx_thresholded_relu": _Entry(
         "ACT-22", "x if x > alpha else 0", lambda x, a: np.where(x > a, x, 0).astype(x.dtype), (("alpha", 1.0),)
     ),
-    "onnx_scaled_tanh": _Entry(
+    "onnx_scaled_tanh": _Entry(  # ONNX gives no default: alpha = beta = 1 is the convention 'unity' (ACT-23)
         "ACT-23", "alpha * tanh(beta * x)", lambda x, a, b: (a * np.tanh(b * x)).astype(x.dtype),
         (("alpha", 1.0), ("beta", 1.0)),
     ),

@@ -13,7 +13,9 @@ For one layer and direction at step t, canonical gate order i, f, c, o (rows 0..
     h_t = o * act(c_t)        then h_t = W_hr h_t with a projection                    GATE-4, PROJ-1
 
 With ``cell_clip`` every gate activation input (the four pre-activations, peephole terms included)
-is clipped to [-clip, clip]; c_t is not clipped before act(c_t) (CLIP-1).
+is clipped to [-clip, clip], and under the default reading ``gate-inputs-and-cell`` so is the input of
+act(c_t) (the stored c_t is not clipped); ``gate-inputs`` leaves act(c_t)'s input alone (CLIP-1).
+``input_forget_reading`` 'f-from-i' gives f = 1 - i, 'i-from-f' gives i = 1 - f (IFG-1).
 
 GATE-1 is computed in two halves: the input half ``W x + b (+ b2)`` does not depend on the state, so
 :func:`input_preactivations` computes it for a whole sequence in one matrix product; :func:`lstm_step`
@@ -75,20 +77,27 @@ def lstm_step(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray,
         zi = zi + lw.P[0] * c
         zf = zf + lw.P[2] * c
     if clip is not None:
-        # CLIP-1: clip the full activation input, peephole term included (ONNX Runtime 1.32 CPU
-        # clips after adding P*c, verified by tests/test_onnx_crosscheck.py); c_t itself is not
-        # clipped before act(c_t).
+        # CLIP-1: the activation input is the whole argument, peephole term included
         zi, zf, zc = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
-    i = ract(zi)  # GATE-2: ract for i, f, o; act for g
-    f = (1 - i) if config.input_forget else ract(zf)  # IFG-1: f's own weights are unused
+    if not config.input_forget:
+        i, f = ract(zi), ract(zf)  # GATE-2: ract for i, f, o; act for g
+    elif config.input_forget_reading == "f-from-i":
+        i = ract(zi)
+        f = 1 - i  # IFG-1 'f-from-i': f's own weights, bias and peephole are unused
+    else:
+        f = ract(zf)
+        i = 1 - f  # IFG-1 'i-from-f': i's own weights, bias and peephole are unused
     g = act(zc)
-    c_new = f * c + i * g  # GATE-3
+    c_new = f * c + i * g  # GATE-3: stored unclipped under every CLIP-1 reading
     if lw.P is not None:
         zo = zo + lw.P[1] * c_new  # PEEP-1: o sees c_t
     if clip is not None:
         zo = np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
     o = ract(zo)
-    h_new = o * act(c_new)  # GATE-4
+    cell_in = c_new
+    if clip is not None and config.clip_reading == "gate-inputs-and-cell":
+        cell_in = np.clip(c_new, -clip, clip)  # CLIP-1: c_t is the input of the activation h too
+    h_new = o * act(cell_in)  # GATE-4
     if lw.W_hr is not None:
         h_new = h_new @ lw.W_hr.T  # PROJ-1
     return h_new, c_new

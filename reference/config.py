@@ -14,11 +14,17 @@ import numpy as np
 
 from .activations import Activation, parse_activation
 
-__all__ = ["Config", "MERGE_MODES", "BIAS_MODES", "DTYPES"]
+__all__ = ["Config", "MERGE_MODES", "BIAS_MODES", "DTYPES", "CLIP_READINGS", "INPUT_FORGET_READINGS"]
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")  # BIDI-2; "none" returns both directions
 BIAS_MODES = ("single", "double")  # GATE-1: Keras/Flax one bias, torch/ONNX two (summed)
 DTYPES = ("float16", "float32", "float64")
+# Readings of texts that are ambiguous or silent (spec/README.md "Readings"); the first is the default.
+# CLIP-1: ONNX `clip` "is applied to the input of activations": read literally, h's input c_t too.
+CLIP_READINGS = ("gate-inputs-and-cell", "gate-inputs")
+# IFG-1: ONNX `input_forget` "couple the input and forget gates" (silent on how): f = 1 - i is this
+# spec's convention; i = 1 - f is the CIFG coupling of other LSTM definitions.
+INPUT_FORGET_READINGS = ("f-from-i", "i-from-f")
 
 
 def _int_field(name: str, value, minimum: int, maximum: int | None = None) -> None:
@@ -40,7 +46,10 @@ class Config:
 
     ``units`` is the cell size u; ``proj_size`` p (0 = none) makes the hidden state/outputs size p
     (PROJ-1). ``num_layers`` stacks layers; layer l > 0 reads the (merged) output of layer l-1
-    (STACK-1). ``merge_mode`` applies only with ``bidirectional`` (BIDI-2).
+    (STACK-1). ``merge_mode`` applies only with ``bidirectional`` (BIDI-2). ``clip_reading`` and
+    ``input_forget_reading`` name the reading of an ambiguous or silent text that ``cell_clip`` and
+    ``input_forget`` follow (CLIP-1, IFG-1); the defaults are the governing text's reading or, where
+    the text is silent, this spec's convention.
     """
 
     input_dim: int
@@ -60,6 +69,8 @@ class Config:
     cell_clip: float | None = None
     input_forget: bool = False
     dtype: str = "float64"
+    clip_reading: str = CLIP_READINGS[0]  # CLIP-1: what cell_clip bounds
+    input_forget_reading: str = INPUT_FORGET_READINGS[0]  # IFG-1: which gate input_forget derives
     _act: Activation = field(init=False, repr=False, compare=False)
     _ract: Activation = field(init=False, repr=False, compare=False)
 
@@ -92,6 +103,12 @@ class Config:
             ok = isinstance(self.cell_clip, (int, float, np.floating)) and not isinstance(self.cell_clip, bool)
             if not ok or not math.isfinite(self.cell_clip) or self.cell_clip <= 0:
                 raise ValueError(f"cell_clip={self.cell_clip!r}: must be None (no clip) or a finite number > 0")
+        if self.clip_reading not in CLIP_READINGS:
+            raise ValueError(f"clip_reading={self.clip_reading!r}: allowed values are "
+                             f"{', '.join(CLIP_READINGS)} (CLIP-1)")
+        if self.input_forget_reading not in INPUT_FORGET_READINGS:
+            raise ValueError(f"input_forget_reading={self.input_forget_reading!r}: allowed values are "
+                             f"{', '.join(INPUT_FORGET_READINGS)} (IFG-1)")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype!r}: allowed values are {', '.join(DTYPES)}")
         if self.bias_mode == "double" and not self.use_bias:

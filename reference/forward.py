@@ -16,9 +16,18 @@ from .cell import input_preactivations, lstm_step, with_step_layout
 from .config import Config
 from .weights import LayerWeights, Weights
 
-__all__ = ["LSTMResult", "lstm_forward", "run_direction", "lengths_to_mask", "MASKED_OUTPUT_RULES"]
+__all__ = ["LSTMResult", "lstm_forward", "run_direction", "lengths_to_mask", "MASKED_OUTPUT_RULES",
+           "LAST_OUTPUT_READINGS", "EMPTY_ROW_READINGS"]
 
 MASKED_OUTPUT_RULES = ("carry", "zero")  # MASK-2
+# Readings (spec/README.md "Readings"); the first is the default.
+# MASK-2: the last output of a masked layer: the last processing step's output under the masked-output rule
+# (this spec's convention), or the output of each row's last valid step whatever the rule (Keras docs:
+# zero_output_for_mask "is only used when return_sequences is True").
+LAST_OUTPUT_READINGS = ("last-step", "last-valid")
+# MASK-3: the final state of a row with no valid step (ONNX sequence_lens 0; the ONNX text is silent):
+# the initial state, as MASK-1 gives for every masked step (this spec's convention), or zeros.
+EMPTY_ROW_READINGS = ("keep-initial", "zero-state")
 
 
 @dataclass
@@ -55,7 +64,8 @@ def lengths_to_mask(lengths, timesteps: int) -> np.ndarray:
 
 
 def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndarray | None,
-                  h0: np.ndarray, c0: np.ndarray, masked_output: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  h0: np.ndarray, c0: np.ndarray, masked_output: str,
+                  empty_rows: str = "keep-initial") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One direction over x[B, T, d] in the given (processing) order: :func:`lstm_step` per step.
 
     Returns (y[B, T, hidden] in processing order, h_T, c_T). Everything is computed in x.dtype.
@@ -77,7 +87,20 @@ def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndar
             out = np.where(m, h_new, prev_out if masked_output == "carry" else np.zeros_like(h_new))
         ys[:, t] = out
         prev_out = out
+    if mask is not None and empty_rows == "zero-state":
+        empty = ~mask.any(axis=1)[:, None]  # MASK-3 'zero-state': a row with no valid step ends at zeros
+        h, c = np.where(empty, np.zeros_like(h), h), np.where(empty, np.zeros_like(c), c)
     return ys, h, c
+
+
+def _last_valid(y: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """MASK-2 'last-valid': y (processing order) at each row's last valid step, zeros for a row with none."""
+    if mask is None:
+        return y[:, -1]
+    T = mask.shape[1]
+    last = T - 1 - np.argmax(mask[:, ::-1], axis=1)  # index of the last True per row
+    out = y[np.arange(y.shape[0]), last]
+    return np.where(mask.any(axis=1)[:, None], out, np.zeros_like(out))
 
 
 def _merge(config: Config, yf: np.ndarray, yb: np.ndarray):
@@ -118,11 +141,15 @@ def _normalise_initial_state(config: Config, initial_state, B: int, dt):
 
 
 def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None, initial_state=None,
-                 masked_output: str = "carry", dtype: str | None = None) -> LSTMResult:
+                 masked_output: str = "carry", last_output: str = "last-step", empty_rows: str = "keep-initial",
+                 dtype: str | None = None) -> LSTMResult:
     """Run the configured LSTM (stack) on batch-major ``x[B, T, input_dim]``.
 
     ``mask[B, T]`` (True = valid) or right-padded ``lengths[B]`` (MASK-1..MASK-3); ``masked_output``
     'carry' (Keras default) or 'zero' (Keras zero_output_for_mask, cuDNN, torch packed, ONNX) (MASK-2).
+    ``last_output`` (a MASK-2 reading, :data:`LAST_OUTPUT_READINGS`) is how the last layer's last output
+    (return_sequences=False) treats a masked last step; ``empty_rows`` (a MASK-3 reading,
+    :data:`EMPTY_ROW_READINGS`) is the final state of a row with no valid step.
     ``dtype`` (default ``config.dtype``) is the precision of every operation.
     """
     dt = np.dtype(dtype or config.dtype)
@@ -130,6 +157,10 @@ def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None
         raise ValueError(f"dtype={dt.name!r}: allowed values are float16, float32, float64")
     if masked_output not in MASKED_OUTPUT_RULES:
         raise ValueError(f"masked_output={masked_output!r}: allowed values are {', '.join(MASKED_OUTPUT_RULES)}")
+    if last_output not in LAST_OUTPUT_READINGS:
+        raise ValueError(f"last_output={last_output!r}: allowed values are {', '.join(LAST_OUTPUT_READINGS)} (MASK-2)")
+    if empty_rows not in EMPTY_ROW_READINGS:
+        raise ValueError(f"empty_rows={empty_rows!r}: allowed values are {', '.join(EMPTY_ROW_READINGS)} (MASK-3)")
     x = np.asarray(x)
     if x.ndim != 3 or x.shape[0] < 1 or x.shape[1] < 1 or x.shape[2] != config.input_dim:
         raise ValueError(f"x: shape {x.shape}, expected (batch>=1, timesteps>=1, input_dim={config.input_dim})")  # SHAPE-1
@@ -150,12 +181,16 @@ def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None
     inp = x
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # NUM-2: overflow is reported, not raised
         for l in range(config.num_layers):
-            hs, cs, ys = [], [], []
+            hs, cs, ys, lasts = [], [], [], []
             for d in range(config.num_directions):
                 backwards = config.go_backwards or d == 1  # DIR-1, BIDI-1
                 xi = inp[:, ::-1] if backwards else inp
                 mi = None if mask is None else (mask[:, ::-1] if backwards else mask)
-                y, h, c = run_direction(w.layers[l][d], config, xi, mi, *states0[l][d], masked_output)
+                y, h, c = run_direction(w.layers[l][d], config, xi, mi, *states0[l][d], masked_output, empty_rows)
+                if last_output == "last-valid":
+                    lasts.append(_last_valid(y, mi))  # MASK-2: in processing order, before any flip
+                else:
+                    lasts.append(y[:, -1])
                 if d == 1:
                     y = y[:, ::-1]  # BIDI-1: the backward sequence is returned in original time order
                 # DIR-2: go_backwards (d == 0) keeps processing order, as Keras does.
@@ -167,9 +202,9 @@ def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None
             if config.bidirectional:
                 merged_seq = _merge(config, ys[0], ys[1])
                 # SHAPE-3: without return_sequences each direction gives its last output in processing order
-                last = _merge(config, ys[0][:, -1], ys[1][:, 0])
+                last = _merge(config, lasts[0], lasts[1])
             else:
-                merged_seq, last = ys[0], ys[0][:, -1]
+                merged_seq, last = ys[0], lasts[0]
             result.sequences.append(merged_seq)
             inp = merged_seq  # STACK-1: layer l+1 reads layer l's merged sequence
         result.output = merged_seq if config.return_sequences else last

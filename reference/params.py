@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from .config import Config
 
-__all__ = ["CONVENTIONS", "param_count", "layer_param_counts", "ModelLayer", "parse_model", "model_param_counts"]
+__all__ = ["CONVENTIONS", "param_count", "layer_param_counts", "ModelLayer", "parse_model", "model_param_counts",
+           "MAX_MODEL_UNITS", "MAX_MODEL_LAYERS"]
 
 CONVENTIONS = ("keras", "torch", "onnx", "flax")
 
@@ -56,24 +57,33 @@ class ModelLayer:
 
 
 _KINDS = ("lstm", "bilstm", "dense")
+#: bounds of a --model stack: units per layer (a layer wider than this is a typo, not a model) and layers
+MAX_MODEL_UNITS = 2**20
+MAX_MODEL_LAYERS = 1024
 
 
 def parse_model(spec: str) -> list[ModelLayer]:
-    """``"lstm:64,lstm:128,dense:5"`` -> layers. Raises ValueError naming the bad item."""
+    """``"lstm:64,lstm:128,dense:5"`` -> layers (KIND in lstm, bilstm, dense; UNITS in 1..MAX_MODEL_UNITS;
+    at most MAX_MODEL_LAYERS items). Raises ValueError naming the bad item; an empty item (a trailing or
+    doubled comma) is refused rather than skipped."""
+    if not spec.strip():
+        raise ValueError("--model: no layers given; example: lstm:64,dense:5")
+    items = [s.strip() for s in spec.split(",")]
+    if len(items) > MAX_MODEL_LAYERS:
+        raise ValueError(f"--model: {len(items)} items; at most {MAX_MODEL_LAYERS} layers")
     layers = []
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
+    for pos, item in enumerate(items, 1):
+        if not item:
+            raise ValueError(f"--model item {pos} of {spec!r} is empty (a trailing or doubled comma?); "
+                             "expected KIND:UNITS, e.g. lstm:64,dense:5")
         kind, sep, units = item.partition(":")
         if kind not in _KINDS or not sep:
             raise ValueError(f"--model item {item!r}: expected KIND:UNITS with KIND in {', '.join(_KINDS)}")
-        try:
-            n = int(units)
-        except ValueError:
-            raise ValueError(f"--model item {item!r}: units must be an integer >= 1") from None
-        if n < 1:
-            raise ValueError(f"--model item {item!r}: units must be an integer >= 1")
+        # digits only: int() would also take '+4', ' 4' and '1_000'
+        n = int(units) if units.isascii() and units.isdigit() else 0
+        if not 1 <= n <= MAX_MODEL_UNITS:
+            raise ValueError(f"--model item {item!r}: units must be an integer >= 1 and <= {MAX_MODEL_UNITS:,}")
         layers.append(ModelLayer(kind, n))
-    if not layers:
-        raise ValueError("--model: no layers given; example: lstm:64,dense:5")
     return layers
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from .config import Config
 
 __all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights", "zeros_like_weights",
-           "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems"]
+           "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems", "UNIT_FORGET_BIAS_READINGS",
+           "unit_forget_bias"]
 
 GATES = ("i", "f", "c", "o")
 PEEPHOLE_GATES = ("i", "o", "f")
@@ -33,6 +34,10 @@ DEFAULT_ACTIVATIONS = {"activation": "tanh", "recurrent_activation": "sigmoid"}
 # DEF-1: largest max|K K^T - I| accepted as an orthogonal recurrent kernel. Loose enough for a float32
 # kernel's rounding, far below the O(0.1..1) of a kernel drawn uniformly (as PyTorch's default is).
 ORTHOGONALITY_TOLERANCE = 1e-4
+# DEF-1 readings of Keras's unit_forget_bias=True with a non-default bias_initializer (the first is the docs'):
+# 'forced-zeros': "add 1 to the bias of the forget gate" and "force bias_initializer='zeros'" -> 0 and 1;
+# 'forget-set-to-one': the other chunks keep the bias_initializer's values, the forget chunk is set to 1.
+UNIT_FORGET_BIAS_READINGS = ("forced-zeros", "forget-set-to-one")
 
 
 @dataclass
@@ -145,11 +150,27 @@ def zeros_like_weights(weights: Weights) -> Weights:
                     for dirs in weights.layers])
 
 
+def unit_forget_bias(initial: np.ndarray, reading: str = "forced-zeros") -> np.ndarray:
+    """DEF-1: the canonical bias (4, u) a Keras layer with ``unit_forget_bias=True`` starts from, given the
+    values ``initial`` (4, u) its ``bias_initializer`` drew, under a reading of :data:`UNIT_FORGET_BIAS_READINGS`.
+    With the default ``bias_initializer='zeros'`` both readings give zeros with a forget chunk of exactly 1."""
+    if reading not in UNIT_FORGET_BIAS_READINGS:
+        raise ValueError(f"reading={reading!r}: allowed values are {', '.join(UNIT_FORGET_BIAS_READINGS)} (DEF-1)")
+    initial = np.asarray(initial)
+    if initial.ndim != 2 or initial.shape[0] != 4:
+        raise ValueError(f"initial: shape {initial.shape}, expected (4, units)")
+    bias = np.zeros_like(initial) if reading == "forced-zeros" else initial.copy()
+    f = GATES.index("f")
+    bias[f] = bias[f] + 1 if reading == "forced-zeros" else 1  # docs: 0 + 1; the other reading: set to 1
+    return bias
+
+
 def keras_default_weights(config: Config, seed: int = 0) -> Weights:
     """DEF-1: the Keras default initialisation *semantics* (not its random stream).
 
-    kernel glorot_uniform, recurrent_kernel orthogonal, bias zeros except the forget chunk set to
-    exactly 1 (``unit_forget_bias=True``). What a fresh framework layer must satisfy is checked by
+    kernel glorot_uniform, recurrent_kernel orthogonal, bias zeros with 1 added to the forget chunk
+    (``unit_forget_bias=True`` with the default ``bias_initializer='zeros'``: every DEF-1 reading gives
+    exactly 0 and 1). What a fresh framework layer must satisfy is checked by
     :func:`default_init_problems`, which accepts these weights.
     """
     rng = np.random.default_rng(seed)
@@ -165,8 +186,7 @@ def keras_default_weights(config: Config, seed: int = 0) -> Weights:
             rec = (q * np.sign(np.diag(r))).T
             lw = LayerWeights(W=kernel.T.reshape(4, u, d_in), U=rec.T.reshape(4, u, h).copy())
             if config.use_bias:
-                lw.b = np.zeros((4, u))
-                lw.b[GATES.index("f")] = 1.0
+                lw.b = unit_forget_bias(np.zeros((4, u)))
             dirs.append(lw)
         layers.append(dirs)
     return Weights(layers)

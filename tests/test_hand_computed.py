@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from reference import Config, LayerWeights, Weights, lstm_forward
 
@@ -75,13 +76,15 @@ def test_one_unit_two_steps_by_hand():
     np.testing.assert_allclose(r.c[0][0].item(), cs[1], rtol=0, atol=1e-15)
 
 
-def test_peepholes_clip_double_bias_by_hand():
+@pytest.mark.parametrize("reading", ["gate-inputs", "gate-inputs-and-cell"])
+def test_peepholes_clip_double_bias_by_hand(reading):
     """PEEP-1, CLIP-1, GATE-1 (double bias): u = d = 1, clip = 1.0, x = (1.0, 0.7, 1.2), h0 = c0 = 0.
 
     W: i 0.6, f 0.5, c 0.9, o -0.4; U: i -0.3, f 0.2, c 0.5, o 0.6; b + b2 (summed): i 0.2-0.1, f 0.4+0.3,
     c 0.1+0.2, o 0.0+0.5; peepholes P_i = 0.5, P_o = -2.0, P_f = -0.8 (i, f see c_{t-1}, o sees c_t).
-    Every gate's activation input, *peephole term included*, is clipped to [-1, 1] (as ONNX Runtime does);
-    c_t itself is not clipped before tanh.
+    Every gate's activation input, *peephole term included*, is clipped to [-1, 1]; the stored c_t is
+    never clipped. Reading 'gate-inputs' (ONNX Runtime 1.32) leaves tanh(c_t) alone; reading
+    'gate-inputs-and-cell' (the ONNX text, the default) computes tanh(clip(c_t)).
 
     Step 1: z = (0.7, 1.2, 1.2, 0.1) for (i, f, c, o); c0 = 0 so the i/f peepholes add 0.
       zi = 0.7, zf = clip(1.2) = 1, zc = clip(1.2) = 1 -> c1 = sig(1)*0 + sig(0.7)*tanh(1) = 0.508888
@@ -92,6 +95,8 @@ def test_peepholes_clip_double_bias_by_hand():
       h2 = 0.185908
     Step 3: zi = clip(0.764227 + 0.5*0.850365 = 1.189) = 1, zf = 0.656890, zc = clip(1.472954) = 1,
       c3 = 1.116787 (> clip, kept), zo = clip(-2.10203) = -1, h3 = sig(-1)*tanh(1.116787) = 0.216887
+      ('gate-inputs'), h3 = sig(-1)*tanh(clip(1.116787)) = sig(-1)*tanh(1) = 0.204824 ('gate-inputs-and-cell').
+    Steps 1 and 2 agree: |c1|, |c2| < 1, where the readings coincide.
     """
     W = dict(i=0.6, f=0.5, c=0.9, o=-0.4)
     U = dict(i=-0.3, f=0.2, c=0.5, o=0.6)
@@ -109,13 +114,15 @@ def test_peepholes_clip_double_bias_by_hand():
         zc = clip(W["c"] * x + (b["c"] + b2["c"]) + U["c"] * h, m)
         c = sig(zf) * c + sig(zi) * math.tanh(zc)
         zo = clip(W["o"] * x + (b["o"] + b2["o"]) + U["o"] * h + P["o"] * c, m)
-        h = sig(zo) * math.tanh(c)
+        h = sig(zo) * math.tanh(clip(c, m) if reading == "gate-inputs-and-cell" else c)
         hs.append(h)
         cs.append(c)
-    assert [round(v, 6) for v in hs] == [0.13388, 0.185908, 0.216887]
+    h3 = 0.204824 if reading == "gate-inputs-and-cell" else 0.216887
+    assert [round(v, 6) for v in hs] == [0.13388, 0.185908, h3]
     assert round(cs[-1], 6) == 1.116787 and cs[-1] > m  # the cell state exceeds the clip and is kept
 
-    cfg = Config(input_dim=1, units=1, return_sequences=True, bias_mode="double", peepholes=True, cell_clip=m)
+    cfg = Config(input_dim=1, units=1, return_sequences=True, bias_mode="double", peepholes=True, cell_clip=m,
+                 clip_reading=reading)
     r = lstm_forward(cfg, one_unit_weights(W, U, b, b2, P), np.array(xs).reshape(1, 3, 1))
     np.testing.assert_allclose(r.output.reshape(3), hs, rtol=0, atol=1e-15)
     np.testing.assert_allclose(r.c[0][0].item(), cs[-1], rtol=0, atol=1e-15)

@@ -27,7 +27,8 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
-from reference import Config, lstm_forward, random_weights, to_onnx  # noqa: E402
+from reference import Config, from_onnx_activations, lstm_forward, random_weights, to_onnx  # noqa: E402
+from reference import parse_activation as parse  # noqa: E402
 from ref_cases import assert_close  # noqa: E402
 
 INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
@@ -153,10 +154,11 @@ def run_ort(cfg: Config, w, x, direction: str, init=None, lengths=None, **attrs)
     return from_onnx_outputs(*sess.run(None, feed), 0)
 
 
-def compare_with_ort(cfg: Config, w, x, direction: str, *, init=None, lengths=None, masked_output="carry", **attrs):
+def compare_with_ort(cfg: Config, w, x, direction: str, *, init=None, lengths=None, masked_output="carry",
+                     empty_rows="keep-initial", **attrs):
     """ORT float32 vs reference float64 within 50 * |ref32 - ref64| + 1e-6; returns the float64 result."""
     kw = dict(initial_state=init, lengths=None if lengths is None else np.asarray(lengths),
-              masked_output=masked_output)
+              masked_output=masked_output, empty_rows=empty_rows)
     r64 = lstm_forward(cfg, w, x, **kw)
     r32 = lstm_forward(cfg, w, x, dtype="float32", **kw)
     ref64, ref32 = reference_outputs(cfg, r64), reference_outputs(cfg, r32)
@@ -174,9 +176,8 @@ def test_sequence_lens_matches_ort(direction):
     ``lengths`` and masked_output='zero': Y is 0 past each length, Y_h/Y_c are the state at the last valid
     step, and the reverse direction starts at each sequence's last valid element.
     onnx.reference ignores sequence_lens, hence ORT (float32).
-    Lengths are >= 1 when the initial state is non-zero: for a length-0 row ORT 1.32 returns Y_h = Y_c = 0,
-    not the initial state (the reference keeps the initial state, MASK-1), so length 0 is checked with a
-    zero initial state only."""
+    For a length-0 row (the ONNX text is silent) ORT 1.32 returns Y_h = Y_c = 0: the MASK-3 reading
+    'zero-state', not this spec's convention 'keep-initial'; both agree with a zero initial state."""
     for rep in range(3):
         rng = np.random.default_rng([rep, len(direction)])
         d, u, B, T = 3, int(rng.integers(1, 5)), 4, 6
@@ -188,6 +189,11 @@ def test_sequence_lens_matches_ort(direction):
         lengths[1] = 0
         r = compare_with_ort(cfg, w, x, direction, lengths=lengths, masked_output="zero")
         assert np.all(r.c[0][0][1] == 0)
+        init = random_init(cfg, rng, B)
+        compare_with_ort(cfg, w, x, direction, init=init, lengths=lengths, masked_output="zero",
+                         empty_rows="zero-state")
+        with pytest.raises(AssertionError, match="Y_h"):  # the convention keeps initial_h for the length-0 row
+            compare_with_ort(cfg, w, x, direction, init=init, lengths=lengths, masked_output="zero")
 
 
 @pytest.mark.parametrize("peepholes", [False, True], ids=["no-peepholes", "peepholes"])
@@ -195,17 +201,22 @@ def test_sequence_lens_matches_ort(direction):
 def test_clip_matches_ort(direction, peepholes):
     """CLIP-1, PEEP-1: ONNX ``clip`` as ONNX Runtime computes it. onnx.reference ignores clip.
 
-    Found by experiment (ORT 1.32 CPU, and its uni_directional_lstm.cc): every gate's activation input
-    is clipped to [-clip, clip] *after* the peephole term is added (i and f with c_{t-1}, o with c_t);
-    the cell state c_t is not clipped, neither in Y_c nor before h's activation. The reference follows
-    exactly this; the case is chosen so that clipping changes the result and |c_t| exceeds the clip."""
+    ORT 1.32 CPU (uni_directional_lstm.cc) follows the reading 'gate-inputs': every gate's activation input
+    is clipped to [-clip, clip] *after* the peephole term is added (i and f with c_{t-1}, o with c_t), and
+    c_t is clipped neither in Y_c nor before h's activation. The ONNX text ("applied to the input of
+    activations") read literally also clips h's input c_t ('gate-inputs-and-cell', the spec's reading),
+    which ORT does not: the CLIP-1 finding (microsoft/onnxruntime#27224). The case is chosen so that
+    clipping changes the result and |c_t| exceeds the clip."""
     rng = np.random.default_rng([3, peepholes, len(direction)])
     cfg = config_for(direction, input_dim=3, units=4, bias_mode="double", peepholes=peepholes)
     w, x = random_weights(cfg, rng, scale=3.0), rng.normal(0, 2, (3, 20, 3))
     init = random_init(cfg, rng, 3)
     for clip in (0.5, 1.0, 3.0):
-        clipped = cfg.replace(cell_clip=clip)
+        clipped = cfg.replace(cell_clip=clip, clip_reading="gate-inputs")
         r = compare_with_ort(clipped, w, x, direction, init=init, clip=clip)
+        with pytest.raises(AssertionError, match="ORT"):  # the literal reading is not what ORT computes
+            literal = clipped.replace(clip_reading="gate-inputs-and-cell")
+            compare_with_ort(literal, w, x, direction, init=init, clip=clip)
         unclipped = lstm_forward(cfg, w, x, initial_state=init)
         assert np.max(np.abs(np.asarray(unclipped.output) - np.asarray(r.output))) > 1e-3, "clip must bite"
         if clip < 3.0:
@@ -214,7 +225,8 @@ def test_clip_matches_ort(direction, peepholes):
 
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
 def test_input_forget_matches_ort(direction):
-    """IFG-1: ONNX input_forget=1 couples the gates, f = 1 - i (ORT; onnx.reference ignores it)."""
+    """IFG-1: ONNX input_forget=1 couples the gates; ORT computes the reading 'f-from-i' (f = 1 - i), not
+    'i-from-f' (the text does not say which; onnx.reference ignores the attribute)."""
     rng = np.random.default_rng([5, len(direction)])
     cfg = config_for(direction, input_dim=3, units=4, bias_mode="double", input_forget=True, peepholes=True)
     w, x = random_weights(cfg, rng), rng.normal(0, 1, (2, 7, 3))
@@ -222,10 +234,13 @@ def test_input_forget_matches_ort(direction):
     r = compare_with_ort(cfg, w, x, direction, init=init, input_forget=1)
     uncoupled = lstm_forward(cfg.replace(input_forget=False), w, x, initial_state=init)
     assert not np.allclose(np.asarray(uncoupled.output), np.asarray(r.output), atol=1e-3)
+    with pytest.raises(AssertionError, match="ORT"):
+        compare_with_ort(cfg.replace(input_forget_reading="i-from-f"), w, x, direction, init=init, input_forget=1)
 
 
-# ONNX activations list (f, g, h) with alpha/beta consumed in order by the functions that take them ->
-# the reference's recurrent_activation (f) and activation (g and h: the reference has one for both).
+# ONNX activations list (f, g, h) with alpha/beta consumed in order by the functions that take them (the ACT-30
+# reading 'per-function') -> the reference's recurrent_activation (f) and activation (g and h: the reference has
+# one for both). The expected registry strings are written out and also derived by from_onnx_activations.
 ACTIVATION_CASES = [
     (["HardSigmoid", "Tanh", "Tanh"], None, None, "onnx_hard_sigmoid", "tanh"),
     (["HardSigmoid", "Tanh", "Tanh"], [0.3], [0.4], "onnx_hard_sigmoid(alpha=0.3, beta=0.4)", "tanh"),
@@ -248,6 +263,8 @@ def test_activations_match_ort(acts, alpha, beta, ract, act):
     """GATE-2, ACT-2, ACT-5, ACT-7, ACT-8, ACT-20..ACT-25: ONNX ``activations`` (f, g, h) with
     activation_alpha/beta == the reference's recurrent_activation (f) and activation (g and h).
     onnx.reference ignores these attributes (fixed sigmoid/tanh), hence ORT."""
+    f, g, h = from_onnx_activations(acts, alpha, beta, order="per-function")
+    assert (str(f), str(g)) == (str(parse(ract)), str(parse(act))) and g == h
     for direction in ("forward", "bidirectional"):
         rng = np.random.default_rng(len(ract) + len(act))
         cfg = config_for(direction, input_dim=3, units=4, bias_mode="double", recurrent_activation=ract, activation=act)
@@ -261,3 +278,42 @@ def test_activations_match_ort(acts, alpha, beta, ract, act):
         # the attribute matters: the default sigmoid/tanh LSTM gives a different answer
         default = lstm_forward(cfg.replace(recurrent_activation="sigmoid", activation="tanh"), w, x)
         assert not np.allclose(np.asarray(default.output), np.asarray(r.output), atol=1e-4)
+
+
+def test_activation_parameter_order_is_per_function_in_ort():
+    """ACT-30: ORT 1.32 consumes activation_alpha/beta per function that takes them ('per-function'), not one
+    value per slot ('per-slot'). [Sigmoid, ScaledTanh, ScaledTanh] with alpha [1.5, 2.0, 2.0], beta 0.5 each:
+    'per-slot' reads g = h = ScaledTanh(2.0, 0.5) (slot 0, Sigmoid, ignores its 1.5); 'per-function' reads
+    g = ScaledTanh(1.5, 0.5), h = ScaledTanh(2.0, 0.5), which ORT computes (the canonical config cannot hold
+    g != h, so only the 'per-slot' reading is compared, and ORT differs from it). The 'per-function' side is
+    test_activations_match_ort: e.g. [Sigmoid, LeakyRelu, LeakyRelu] with alpha [0.1, 0.1]."""
+    acts, alpha, beta = ["Sigmoid", "ScaledTanh", "ScaledTanh"], [1.5, 2.0, 2.0], [0.5, 0.5, 0.5]
+    f, g, h = from_onnx_activations(acts, alpha, beta, order="per-function")
+    assert dict(g.params)["alpha"] == 1.5 and dict(h.params)["alpha"] == 2.0
+    f, g, h = from_onnx_activations(acts, alpha, beta, order="per-slot")
+    assert g == h and dict(g.params) == {"alpha": 2.0, "beta": 0.5}
+    rng = np.random.default_rng(21)
+    cfg = config_for("forward", input_dim=3, units=4, bias_mode="double", recurrent_activation=str(f),
+                     activation=str(g))
+    w, x = random_weights(cfg, rng), rng.normal(0, 1, (2, 5, 3))
+    with pytest.raises(AssertionError, match="ORT"):
+        compare_with_ort(cfg, w, x, "forward", activations=acts, activation_alpha=alpha, activation_beta=beta)
+
+
+def test_scaled_tanh_without_parameters_is_zero_in_ort():
+    """ACT-23: the ScaledTanh schema gives alpha and beta no default; without activation_alpha/beta ORT
+    1.32's LSTM kernel takes 0 and 0 (reading 'zero': g = h = 0, so Y = 0), not this spec's convention
+    'unity' (plain tanh)."""
+    rng = np.random.default_rng(22)
+    acts = ["Sigmoid", "ScaledTanh", "ScaledTanh"]
+    for reading, matches in (("zero", True), ("unity", False)):
+        f, g, _ = from_onnx_activations(acts, scaled_tanh=reading)
+        cfg = config_for("forward", input_dim=3, units=4, bias_mode="double", recurrent_activation=str(f),
+                         activation=str(g))
+        w, x = random_weights(cfg, rng), rng.normal(0, 1, (2, 5, 3))
+        if matches:
+            r = compare_with_ort(cfg, w, x, "forward", activations=acts)
+            assert np.all(np.asarray(r.output) == 0)
+        else:
+            with pytest.raises(AssertionError, match="ORT"):
+                compare_with_ort(cfg, w, x, "forward", activations=acts)
