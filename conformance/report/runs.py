@@ -90,6 +90,23 @@ def _current_names(records: list[Result]) -> tuple[list[Result], dict[str, str]]
     return out, renamed
 
 
+#: the form of a rule id (schema.json's pattern); a record citing anything else keeps its other rules
+_RULE_FORM = re.compile(r"[A-Z]{2,6}-[0-9]+")
+
+
+def _well_formed_rules(records: list[Result]) -> tuple[list[Result], list[str]]:
+    """Records without the rule ids that are not of the form GATE-1, and those ids (a hand-edited or
+    corrupted record must not stop the report, nor reach the page as a rule)."""
+    out, dropped = [], []
+    for rec in records:
+        ok = [r for r in rec.rules if _RULE_FORM.fullmatch(r)]
+        if len(ok) != len(rec.rules):
+            dropped += [r for r in rec.rules if r not in ok]
+            rec = dataclasses.replace(rec, rules=ok)
+        out.append(rec)
+    return out, dropped
+
+
 def _read_records(results: Path, problems: list[str]) -> tuple[list[Result], int]:
     if not results.exists():
         problems.append("no results.jsonl: no check finished")
@@ -105,6 +122,10 @@ def _read_records(results: Path, problems: list[str]) -> tuple[list[Result], int
     problems += bad_lines[:_PROBLEMS_NAMED]
     if len(bad_lines) > _PROBLEMS_NAMED:
         problems.append(f"... and {len(bad_lines) - _PROBLEMS_NAMED} more skipped line(s)")
+    records, dropped = _well_formed_rules(records)
+    if dropped:
+        shown = ", ".join(repr(r) for r in sorted(set(dropped))[:5])
+        problems.append(f"results.jsonl: {len(dropped)} citation(s) of malformed rule ids left out: {shown}")
     records, renamed = _current_names(records)
     if renamed:
         pairs = ", ".join(f"{old!r} -> {new!r}" for old, new in sorted(renamed.items()))
