@@ -212,3 +212,96 @@ def hostile_report(tmp_path_factory) -> tuple[Path, dict]:
         out = base / "out"
         _REPORTS["hostile"] = (out, make_report([run], out))
     return _REPORTS["hostile"]
+
+
+# ---- a large synthetic run (no harness run: records written directly) -----------------------------------
+#: property -> the rules its @rules marker names (as run.json records them)
+SYNTH_PROPERTIES = {
+    "forward_matches_reference": ["GATE-1", "GATE-2", "GATE-3", "GATE-4", "NUM-1"],
+    "masked_steps_keep_state": ["MASK-1", "MASK-2"],
+    "go_backwards_output_in_processing_order": ["DIR-1", "DIR-2"],
+    "bidirectional_merge_modes": ["BIDI-1", "BIDI-2"],
+    "two_calls_with_carried_state_equal_one_call": ["STATE-1", "STATE-2"],
+    "param_count_matches_convention": ["PARAM-1", "PARAM-2"],
+}
+_SYNTH_ACTS = {"tanh": "ACT-1", "sigmoid": "ACT-2", "relu": "ACT-4", "swish": "ACT-10", "onnx_affine": "ACT-20"}
+#: per backend: failing checks, and the known findings its xfails are spread over (rule, reason)
+SYNTH_BACKENDS = {
+    "keras-jax": (2, [("NUM-5", "a float64 layer computes in float32 (Keras 3 type promotion)"),
+                      ("MASK-2", "masked outputs hold the previous step, not zeros")]),
+    "onnxruntime": (12, [("ACT-20", "Affine alpha = beta = 0 without activation_alpha/beta"),
+                         ("ACT-22", "ThresholdedRelu alpha = 0 without activation_alpha"),
+                         ("MASK-3", "a row of length 0 returns zero states")]),
+    "torch": (2, [("ACT-13", "gelu tail follows F.gelu")]),
+}
+
+
+def _synth_record(rng: np.random.Generator, backend: str, verdict: str, n: int, run_id: str) -> dict:
+    prop = list(SYNTH_PROPERTIES)[int(rng.integers(0, len(SYNTH_PROPERTIES)))]
+    act, rec_act = (list(_SYNTH_ACTS)[int(i)] for i in rng.integers(0, len(_SYNTH_ACTS), 2))
+    cfg = {"input_dim": int(rng.integers(1, 64)), "units": int(rng.integers(1, 32)), "activation": act,
+           "recurrent_activation": rec_act, "go_backwards": bool(rng.random() < 0.2), "num_layers": 1,
+           "bidirectional": False, "use_bias": True, "bias_mode": "single", "dtype": "float32"}
+    desc = {"config": cfg, "batch": int(rng.integers(1, 9)), "timesteps": int(rng.integers(1, 40)),
+            "mask": "none", "initial_state": False, "seed": n}
+    ratio = {"pass": 10 ** rng.uniform(-1, 1.5), "fail": 10 ** rng.uniform(3, 9), "xfail": 10 ** rng.uniform(2, 7),
+             "inconclusive": 10 ** rng.uniform(0, 4), "crash": None, "skip": None}[verdict]
+    metrics = {} if ratio is None else {"ratio": ratio, "err_oracle": 1e-7, "floor": 9.5e-7,
+                                        "err_impl": ratio * 9.5e-7, "compared": 40, "out_of_range": False}
+    rules = SYNTH_PROPERTIES[prop] + sorted({_SYNTH_ACTS[act], _SYNTH_ACTS[rec_act]})
+    message = {"skip": f"{backend} does not support peepholes", "crash": f"{backend} raised ValueError: boom",
+               "inconclusive": "outputs outside float32's range where the reference is finite"}.get(verdict, "")
+    if verdict == "fail":
+        message = f"ratio {ratio:.3g} > K=64 (err_impl {ratio * 9.5e-7:.3g}); case {json.dumps(desc)}"
+    return {"adapter": backend, "verdict": verdict, "property": prop, "check": "forward", "schema_version": 2,
+            "test": f"conformance/properties/test_x.py::test_{prop}[{backend}:default]", "variant": "default",
+            "framework": backend.split("-")[0], "versions": {"framework": "1.0"}, "device": "cpu", "rules": rules,
+            "message": message, "duration": 0.01, "kernel_path": "generic", "precision": "ieee", "metrics": metrics,
+            "repro": None, "config": desc, "dtype": "float32", "seed": n, "run": run_id}
+
+
+def synthetic_run(dst: Path, records: int = 3000, xfails: int = 300, inconclusive: int = 30, crashes: int = 2,
+                  run_id: str = "synthetic", seed: int = 0) -> Path:
+    """One run directory over SYNTH_BACKENDS: ``records`` records, ``xfails`` of them xfail (spread over
+    each backend's findings, messages as harness.judge writes them), the failures SYNTH_BACKENDS names
+    (each with a repro blob), ``crashes`` crashes, ``inconclusive`` inconclusive ones, the rest pass/skip."""
+    rng = np.random.default_rng(seed)
+    (dst / "repro").mkdir(parents=True)
+    names = list(SYNTH_BACKENDS)
+    verdicts = [(b, "fail") for b, (n_fail, _) in SYNTH_BACKENDS.items() for _ in range(n_fail)]
+    verdicts += [(names[i % len(names)], v) for i, v in enumerate(["xfail"] * xfails + ["crash"] * crashes
+                                                                  + ["inconclusive"] * inconclusive)]
+    verdicts += [(names[i % len(names)], "skip" if i % 25 == 0 else "pass") for i in range(records - len(verdicts))]
+    lines = []
+    for n, (backend, verdict) in enumerate(verdicts):
+        rec = _synth_record(rng, backend, verdict, n, run_id)
+        if verdict == "xfail":
+            findings = SYNTH_BACKENDS[backend][1]
+            k = int(rng.integers(0, len(findings)))
+            rule, reason = findings[k]
+            rec["rules"] = sorted(set(rec["rules"]) | {rule})
+            rec["message"] = (f"{rule} [framework==1.0] {reason} ({backend}.toml finding {k + 1}): ratio "
+                              f"{rec['metrics']['ratio']:.3g} > K=64")
+        if verdict in ("fail", "crash"):
+            rec["repro"] = f"repro/{backend}-{n}.npz"
+            (dst / rec["repro"]).write_bytes(b"not a real blob")
+        lines.append(json.dumps(rec))
+    (dst / "results.jsonl").write_text("\n".join(lines) + "\n")
+    info = {"run_id": run_id, "status": "finished", "started": 1.7e9, "finished": 1.7e9 + 600, "K": 64.0,
+            "floor_ulps": 8.0, "profile": "ci", "hypothesis_seed": "12345", "max_examples": 12, "derandomize": True,
+            "suite_version": "0.1.0", "device": "cpu", "argv": ["pytest", "conformance"],
+            "properties": SYNTH_PROPERTIES,
+            "backends": {b: {"framework": b.split("-")[0], "versions": {"framework": "1.0"}} for b in names}}
+    (dst / "run.json").write_text(json.dumps(info))
+    return dst
+
+
+def synthetic_report(tmp_path_factory) -> tuple[Path, dict]:
+    """A report over :func:`synthetic_run` (3000 records, 300 xfails, 3 backends): (out dir, summary)."""
+    from conformance.report import make_report
+
+    if "synthetic" not in _REPORTS:
+        base = tmp_path_factory.mktemp("synthetic")
+        out = base / "out"
+        _REPORTS["synthetic"] = (out, make_report([synthetic_run(base / "synthetic")], out))
+    return _REPORTS["synthetic"]

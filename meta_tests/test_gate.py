@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -76,13 +77,16 @@ def test_backend_missing_from_the_run_is_reported(summaries, tmp_path, capsys):
 
 def test_unusable_input_exits_2(summaries, tmp_path, capsys):
     (tmp_path / "junk.json").write_text("{not json")
-    (tmp_path / "other.json").write_text(json.dumps({"schema_version": 2, "backends": []}))
-    for bad in (tmp_path / "missing.json", tmp_path / "junk.json", tmp_path / "other.json", tmp_path):
+    (tmp_path / "other.json").write_text(json.dumps({"schema_version": 3, "backends": []}))
+    (tmp_path / "older.json").write_text(json.dumps({"schema_version": 2, "backends": {"numpy": {}}, "runs": []}))
+    for bad in (tmp_path / "missing.json", tmp_path / "junk.json", tmp_path / "other.json", tmp_path / "older.json",
+                tmp_path):
         rc, out = _gate(summaries["baseline"], bad, capsys)
         assert rc == 2, (bad, out)
         rc, out = _gate(bad, summaries["correct"], capsys)
         assert rc == 2, (bad, out)
     assert "does not match schema.json" in _gate(summaries["baseline"], tmp_path / "other.json", capsys)[1]
+    assert "'numpy': missing or mistyped status" in _gate(summaries["baseline"], tmp_path / "older.json", capsys)[1]
 
 
 def test_gate_command_line(summaries):
@@ -121,3 +125,59 @@ def test_a_run_of_the_previous_layout_is_gated_with_a_note(harness_runs, capsys)
                  "two_calls_with_carried_state_equal_one_call"):
         assert f"DISAPPEARED  numpy: {prop}" not in out, out
     assert "NEW FAILURE" not in out, out
+
+
+def test_a_baseline_of_the_previous_summary_schema_is_gated_with_a_note(summaries, tmp_path, capsys):
+    """Schema 2 (ratio statistics still over xfail checks too): the keys the gate reads are the same."""
+    data = json.loads((summaries["baseline"] / "summary.json").read_text())
+    data["schema_version"] = 2
+    (tmp_path / "summary.json").write_text(json.dumps(data))
+    rc, out = _gate(tmp_path, summaries["correct"], capsys)
+    assert rc == 0 and "note: baseline: summary schema 2: its ratio statistics include xfail checks" in out, out
+    rc, out = _gate(tmp_path, summaries["regressed"], capsys)
+    assert rc == 1 and "GATE-1" in out, out
+
+
+# ---- text from records on the terminal ----------------------------------------------------------------
+_CLEAR = "\x1b[2J\x1b[H"
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")  # all but the newline ending a line
+#: property names that try to clear the screen, forge a line, rewrite the current one, or hide in C1/U+2028
+HOSTILE_PROPERTIES = [f"{_CLEAR}ALL GREEN", "forged\n  no regression over 1 backend(s)", "rewrite\rOK",
+                      "c1\x9b2J\u2028x"]
+
+
+def _hostile_run(dst, run_id: str, verdict: str, backend: str = "numpy\x1b[31m") -> object:
+    dst.mkdir()
+    recs = [{"adapter": backend, "verdict": verdict, "property": prop, "rules": ["GATE-1", f"ACT-{i}\x07"],
+             "check": "forward", "schema_version": 2,
+             "message": f"{_CLEAR}ALL GREEN\nlstm-conformance gate: no regression", "metrics": {"ratio": 1.0}}
+            for i, prop in enumerate(HOSTILE_PROPERTIES)]
+    lines = [json.dumps(r) for r in recs] + ['{"adapter": "torn']  # a torn last line: the run gets a problem
+    (dst / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (dst / "run.json").write_text(json.dumps({"run_id": run_id, "status": "finished", "K": 64.0,
+                                              "generated": _CLEAR, "floor_ulps": 8.0}))
+    return dst
+
+
+def test_hostile_records_cannot_clear_the_screen_or_forge_a_line(tmp_path, capsys):
+    from conformance.report.gate import compare, load_summary
+
+    base = _hostile_run(tmp_path / "base", f"base{_CLEAR}\rALL GREEN", "pass")
+    run = _hostile_run(tmp_path / "run", "run\nlstm-conformance gate: no regression", "fail")
+    rc, out = _gate(base, run, capsys)
+    assert rc == 1, out
+    assert not _CONTROL.search(out), repr(out)
+    assert "\\x1b[2J" in out and "forged\\n  no regression" in out and "rewrite\\rOK" in out
+    assert "\\x9b" in out and "\\u2028" in out
+    lines = out.splitlines()
+    regressions = compare(load_summary(base), load_summary(run))
+    notes = [line for line in lines if line.startswith("  note: ")]
+    problems = [p for path in (base, run) for r in load_summary(path)["runs"] for p in r["problems"]]
+    assert any("malformed rule ids left out: 'ACT-0\\x07', 'ACT-1\\x07'" in p for p in problems), problems
+    assert len(notes) == len(problems) == 6, "per run: the torn line (counted, named) and the malformed rule ids"
+    # one line per item: the header, the notes, the count, one line per regression
+    assert len(lines) == 1 + len(notes) + 1 + len(regressions), out
+    assert lines[len(notes) + 1] == f"{len(regressions)} regression(s):"
+    assert all(line.startswith(("  NEW FAILURE  numpy\\x1b[31m: ", "  RATIO")) for line in lines[len(notes) + 2:]), out
+    assert not any(line.lstrip().startswith(("no regression", "ALL GREEN", "OK", "lstm-conformance gate: no"))
+                   for line in lines), out

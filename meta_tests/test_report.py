@@ -181,7 +181,8 @@ def test_repro_unusable_input_exits_2(tmp_path, capsys):
     assert cli(["repro", str(tmp_path / "missing.npz")]) == 2
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     assert cli(["repro", str(tmp_path / "junk.npz")]) == 2
-    assert "not a readable repro blob" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "junk.npz: not a" in err and "repro blob" in err, err
 
 
 def test_markup_in_configs_and_messages_is_escaped(hostile_report):

@@ -11,8 +11,14 @@ import pytest
 
 _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
+_SCREEN = {"width": 1400, "height": 1000}
 
 
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory):
+    import report_fixtures
+
+    return report_fixtures.synthetic_report(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +89,10 @@ def test_matrix_and_failures_render_without_errors_or_network(browser, swapped_r
     failure.scroll_into_view_if_needed()
     assert failure.is_visible()
     text = failure.inner_text()
-    assert "GATE-1" in text and "ratio" in text and "lstm-conformance repro repro/" in text
-    failure.locator("details", has_text="the script").locator("summary").click()
-    assert failure.locator("pre", has_text="from conformance.cli import main").is_visible()
+    assert "GATE-1" in text and "ratio" in text
+    assert ".tox/numpy-swapped-if/bin/lstm-conformance repro " in text and "/repro/swapped/" in text
+    failure.locator("details", has_text="full case description").locator("summary").click()
+    assert failure.locator("details pre", has_text='"config"').is_visible()
     _save(page, out, "failures.png")
 
     alert = page.locator(".alert", has_text="killed-run")
@@ -107,9 +114,68 @@ def test_markup_from_results_does_not_run(browser, hostile_report):
     watch = _Watch(page)
     page.goto((out / "index.html").as_uri())
     page.locator("#failures").scroll_into_view_if_needed()
-    assert page.locator(".failure").count() == 2
+    assert page.locator(".failure.fail, .failure.crash").count() == 2
     assert "<script>alert('message')</script>" in page.locator(".failure pre.msg").first.inner_text()
     _save(page, out, "hostile.png")
     assert watch.dialogs == [] and watch.errors == [], (watch.dialogs, watch.errors)
     assert watch.network() == [], f"the report fetched {watch.network()}"
     page.close()
+
+
+def _card_top(page, backend: str) -> float:
+    card = page.locator(f'#failing .failure[data-backend="{backend}"]').first
+    assert card.is_visible()
+    return card.bounding_box()["y"]
+
+
+def test_each_backends_first_failure_is_one_screen_from_the_top_via_the_filters(browser, synthetic_report):
+    """Many xfails and three backends with failures: choosing a backend in the filter brings its first failure
+    into the first screen, without scrolling; the jump links do the same from the top."""
+    out, summary = synthetic_report
+    page = browser.new_page(viewport=_SCREEN)
+    watch = _Watch(page)
+    page.goto((out / "index.html").as_uri())
+    assert page.locator("#filters").is_visible()
+    for backend in summary["backends"]:
+        page.select_option("#filters select[name=backend]", backend)
+        assert page.evaluate("window.scrollY") == 0
+        top = _card_top(page, backend)
+        assert 0 < top < _SCREEN["height"], f"{backend}: first failure at {top}px"
+        shown = page.locator(".failure:visible")
+        assert {shown.nth(i).get_attribute("data-backend") for i in range(shown.count())} == {backend}
+        _save(page, out, f"filter-{backend}.png")
+    page.locator("#filters button[type=reset]").click()
+    assert page.locator(".failure:visible").count() == page.locator(".failure").count()
+    # a verdict filter: only the known findings, one card per finding
+    page.select_option("#filters select[name=verdict]", "xfail")
+    n_findings = sum(len(b["findings"]) for b in summary["backends"].values())
+    assert page.locator(".failure:visible").count() == n_findings
+    assert page.locator("#failing").is_hidden()
+    page.locator("#filters button[type=reset]").click()
+    # a rule filter keeps the cards citing that rule
+    page.select_option("#filters select[name=rule]", "GATE-1")
+    visible = page.locator(".failure:visible")
+    assert visible.count() and all("GATE-1" in visible.nth(i).get_attribute("data-rules").split()
+                                   for i in range(visible.count()))
+    page.locator("#filters button[type=reset]").click()
+    # a jump link: narrows to its backend and lands on its first failure
+    backend = list(summary["backends"])[-1]
+    page.locator(f'table.jump a.n-fail[data-backend="{backend}"]').click()
+    assert 0 <= _card_top(page, backend) < _SCREEN["height"]
+    assert watch.errors == [], watch.errors
+    assert watch.network() == [], f"the report fetched {watch.network()}"
+    page.close()
+
+
+def test_without_javascript_every_card_shows_and_no_filter(browser, synthetic_report):
+    out, _ = synthetic_report
+    context = browser.new_context(java_script_enabled=False, viewport=_SCREEN)
+    page = context.new_page()
+    watch = _Watch(page)
+    page.goto((out / "index.html").as_uri())
+    assert page.locator("#filters").is_hidden()
+    cards = page.locator(".failure")
+    assert cards.count() > 0 and page.locator(".failure:visible").count() == cards.count()
+    assert page.locator("#failing .failure").first.bounding_box()["y"] < _SCREEN["height"]
+    assert watch.network() == [], f"the report fetched {watch.network()}"
+    context.close()

@@ -16,8 +16,9 @@ from ..harness.files import write_json_atomic, write_text_atomic
 from .repro_scripts import write_repros
 from .runs import load_run
 from .summary import build_summary
+from .text import printable
 
-__all__ = ["expand_run_dirs", "find_run_dirs", "make_report", "run_report", "schema", "validate"]
+__all__ = ["expand_run_dirs", "find_run_dirs", "make_report", "page_size", "run_report", "schema", "validate"]
 
 #: the folder a report over a folder of runs goes to by default, and that is never read as a run
 LATEST = "latest"
@@ -51,10 +52,10 @@ def make_report(run_dirs: list[Path], out: Path) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = build_summary(runs)
-    scripts = write_repros(runs, summary, out)
+    write_repros(runs, summary, out)
     validate(json.loads(json.dumps(summary)))
     write_json_atomic(out / "summary.json", summary)
-    write_text_atomic(out / "index.html", render(summary, runs, scripts))
+    write_text_atomic(out / "index.html", render(summary, runs))
     return summary
 
 
@@ -91,17 +92,24 @@ def expand_run_dirs(paths: list[Path], exclude=()) -> list[Path]:
     return found
 
 
+def page_size(nbytes: int) -> str:
+    return f"{nbytes:,} bytes = {nbytes / 1e6:.2f} MB"
+
+
 def run_report(paths: list[Path], out: Path, stream=None) -> int:
     """``lstm-conformance report PATH... --out OUT``: report over the runs in ``paths`` (see
-    :func:`expand_run_dirs`) and print what it merged and each run's problems. ValueError on bad input."""
+    :func:`expand_run_dirs`) and print one line (what it merged, the page and its size), then each run's
+    problems, one line each (text from the runs is escaped: see :mod:`.text`). ValueError on bad input."""
     stream = stream or sys.stdout
     out = Path(out)
     run_dirs = expand_run_dirs(paths, exclude=[out])
     summary = make_report(run_dirs, out)
+    page = out / "index.html"
     counts = ", ".join(f"{n} {v}" for v, n in summary["totals"].items() if n) or "no check"
-    print(f"lstm-conformance report: {len(summary['runs'])} run(s) ({', '.join(r['run_id'] for r in summary['runs'])}),"
-          f" {len(summary['backends'])} backend(s): {counts} -> {out / 'index.html'}", file=stream)
+    ids = printable(", ".join(r["run_id"] for r in summary["runs"]))
+    print(f"lstm-conformance report: {len(summary['runs'])} run(s) ({ids}), {len(summary['backends'])} backend(s): "
+          f"{counts} -> {printable(page)} ({page_size(page.stat().st_size)})", file=stream)
     for run in summary["runs"]:
         for p in run["problems"]:
-            print(f"  run {run['run_id']} ({run['status']}): {p}", file=stream)
+            print(f"  run {printable(run['run_id'])} ({run['status']}): {printable(p)}", file=stream)
     return 0

@@ -11,9 +11,14 @@ A regression is, per backend present in the baseline:
 - a crashed backend: its run was killed, interrupted or left a truncated results.jsonl, where the
   baseline's had finished; or it vanished from the run, or is no longer installed;
 - a disappeared check: a property that executed checks in the baseline and executes none now;
-- a worse error ratio: per (backend, property) the p99 or max ratio grew by more than ``ratio_factor``
-  (default 4). Ratios below 1 (as accurate as the reference in the dtype itself) count as 1, so noise
-  among near-exact results is not a regression.
+- a worse error ratio: per (backend, property) the p99 or max ratio of the passing and failing checks
+  grew by more than ``ratio_factor`` (default 4); known findings (xfail) are not compared. Ratios below 1
+  (as accurate as the reference in the dtype itself) count as 1, so noise among near-exact results is not a
+  regression.
+
+Summaries of schema 2 (whose ratio statistics still included xfail checks) are read too, with a note.
+Every text taken from the inputs (names, messages, paths) is printed through :func:`.text.printable`: a
+record cannot clear the terminal or forge an output line.
 """
 
 from __future__ import annotations
@@ -24,14 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..harness.results import Verdict
+from ..harness.rules import rule_sort_key
 from . import validate
 from .runs import load_run
 from .summary import SCHEMA_VERSION, build_summary
+from .text import printable
 
 __all__ = ["Regression", "compare", "load_summary", "run_gate"]
 
 _INCOMPLETE = ("killed", "interrupted", "unknown")
 _NOTES_PER_RUN = 5
+#: the older summary layout the gate still reads: the same keys where the gate looks, xfail ratios included
+_OLDER_SCHEMA = 2
+_MESSAGE = 240  # characters of a failure's message in a regression line
+_FAILING = frozenset(v.value for v in Verdict if v.failing)
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,8 @@ class Regression:
     text: str
 
     def __str__(self) -> str:
-        return f"  {self.kind:<12} {self.backend}: {self.text}"
+        """One line: every control character of the backend name or the text is escaped."""
+        return f"  {self.kind:<12} {printable(self.backend)}: {printable(self.text)}"
 
 
 def _summary_file(path: Path) -> dict:
@@ -54,7 +66,7 @@ def _summary_file(path: Path) -> dict:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise ValueError(f"{path}: not an lstm-conformance summary.json (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
+    if data["schema_version"] not in (SCHEMA_VERSION, _OLDER_SCHEMA):
         raise ValueError(f"{path}: summary schema {data['schema_version']!r}, this gate reads schema {SCHEMA_VERSION}"
                          ": give the gate the run directories themselves, or rebuild the summary with "
                          "`lstm-conformance report RUN_DIR... --out DIR`")
@@ -72,13 +84,33 @@ def load_summary(path: str | Path) -> dict:
         where = path / "summary.json" if path.is_dir() else path
         data = _summary_file(where)
     try:
-        validate(json.loads(json.dumps(data)))
+        if data["schema_version"] == _OLDER_SCHEMA:  # schema.json describes today's layout only
+            _check_keys(data)
+        else:
+            validate(json.loads(json.dumps(data)))
     except ImportError:  # jsonschema (the ``report`` extra) missing: check the keys the gate reads
-        if not all(isinstance(data.get(k), dict) for k in ("backends", "rules")):
-            raise ValueError(f"{where}: summary lacks backends/rules") from None
+        try:
+            _check_keys(data)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return data
+
+
+_BACKEND_KEYS = {"status": str, "executed": int, "properties": dict, "rules": dict, "failures": list,
+                 "ratios_by_property": dict}
+
+
+def _check_keys(data: dict) -> None:
+    """The keys the gate reads, with their types (a summary schema.json cannot check)."""
+    lacking = [key for key, kind in (("backends", dict), ("runs", list)) if not isinstance(data.get(key), kind)]
+    if lacking:
+        raise ValueError(f"summary lacks {'/'.join(lacking)}")
+    for name, b in data["backends"].items():
+        bad = [k for k, t in _BACKEND_KEYS.items() if not isinstance(b, dict) or not isinstance(b.get(k), t)]
+        if bad:
+            raise ValueError(f"summary backend {name!r}: missing or mistyped {', '.join(bad)}")
 
 
 def _failing(counts: dict) -> int:
@@ -91,19 +123,19 @@ def _executed(counts: dict) -> int:
 
 def _first_failure(backend: dict, prop: str) -> str:
     for f in backend.get("failures", []):
-        if f.get("property") == prop and Verdict(f["verdict"]).failing:
+        if f.get("property") == prop and f.get("verdict") in _FAILING:
             msg = " ".join(str(f.get("message", "")).split())
-            where = f" (repro: {f['script']})" if f.get("script") else ""
-            return (msg[:240] + ("..." if len(msg) > 240 else "")) + where
+            where = f" (repro: {f.get('command') or f['script']})" if f.get("script") else ""
+            return (msg[:_MESSAGE] + ("..." if len(msg) > _MESSAGE else "")) + where
     return ""
 
 
 def _rules_of(backend: dict, prop: str) -> list[str]:
-    rules: list[str] = []
+    rules: set[str] = set()
     for f in backend.get("failures", []):
-        if f.get("property") == prop:
-            rules += [r for r in f.get("rules", []) if r not in rules]
-    return rules
+        if f.get("property") == prop and f.get("verdict") in _FAILING:
+            rules.update(f.get("rules", []))
+    return sorted(rules, key=rule_sort_key)
 
 
 def _status(name: str, b: dict, r: dict) -> list[Regression]:
@@ -126,8 +158,9 @@ def _new_failures(name: str, b: dict, r: dict) -> list[Regression]:
             msg = _first_failure(r, prop)
             out.append(Regression("NEW FAILURE", name,
                                   f"{prop} [{', '.join(_rules_of(r, prop))}]: {_failing(counts)} failing check(s) "
-                                  f"(baseline: {was})" + (f"\n{'':15}{msg}" if msg else "")))
-    newly = [rid for rid, c in r["rules"].items() if _failing(c) and not _failing(b["rules"].get(rid, {}))]
+                                  f"(baseline: {was})" + (f"; first: {msg}" if msg else "")))
+    newly = sorted((rid for rid, c in r["rules"].items() if _failing(c) and not _failing(b["rules"].get(rid, {}))),
+                   key=rule_sort_key)
     if newly:
         out.append(Regression("NEW FAILURE", name, f"rules failing now and not in the baseline: {', '.join(newly)}"))
     return out
@@ -176,14 +209,18 @@ def compare(base: dict, run: dict, ratio_factor: float = 4.0) -> list[Regression
     return out
 
 
-def _notes(summary: dict) -> list[str]:
+def _notes(label: str, summary: dict) -> list[str]:
     """What the runs' readers noticed (older records, skipped lines), so a gate over them says so."""
     lines = []
+    if summary.get("schema_version") == _OLDER_SCHEMA:
+        lines.append(f"  note: {label}: summary schema {_OLDER_SCHEMA}: its ratio statistics include xfail checks "
+                     f"(schema {SCHEMA_VERSION} leaves them out); give the run directories for an exact comparison")
     for run in summary.get("runs", []):
         problems = run.get("problems") or []
-        lines += [f"  note: run {run['run_id']}: {p}" for p in problems[:_NOTES_PER_RUN]]
+        run_id = printable(run.get("run_id"))
+        lines += [f"  note: run {run_id}: {printable(p)}" for p in problems[:_NOTES_PER_RUN]]
         if len(problems) > _NOTES_PER_RUN:
-            lines.append(f"  note: run {run['run_id']}: ... {len(problems) - _NOTES_PER_RUN} more problem(s)")
+            lines.append(f"  note: run {run_id}: ... {len(problems) - _NOTES_PER_RUN} more problem(s)")
     return lines
 
 
@@ -196,21 +233,21 @@ def run_gate(baseline: Path, run: Path, ratio_factor: float = 4.0, out=None, err
             raise ValueError(f"--ratio-factor {ratio_factor}: must be a number >= 1")
         base, now = load_summary(baseline), load_summary(run)
     except ValueError as exc:
-        print(f"lstm-conformance gate: error: {exc}", file=err)
+        print(f"lstm-conformance gate: error: {printable(exc)}", file=err)
         return 2
     regressions = compare(base, now, factor)
-    print(f"lstm-conformance gate: baseline {baseline} ({base['generated']}) vs run {run} ({now['generated']})",
-          file=out)
-    for line in _notes(base) + _notes(now):
+    print(f"lstm-conformance gate: baseline {printable(baseline)} ({printable(base.get('generated'))}) vs run "
+          f"{printable(run)} ({printable(now.get('generated'))})", file=out)
+    for line in _notes("baseline", base) + _notes("run", now):
         print(line, file=out)
-    new = sorted(set(now["backends"]) - set(base["backends"]))
+    new = printable(", ".join(sorted(set(now["backends"]) - set(base["backends"]))))
     if not regressions:
         print(f"  no regression over {len(base['backends'])} backend(s)"
-              + (f"; new backend(s) not gated: {', '.join(new)}" if new else ""), file=out)
+              + (f"; new backend(s) not gated: {new}" if new else ""), file=out)
         return 0
     print(f"{len(regressions)} regression(s):", file=out)
     for reg in regressions:
         print(reg, file=out)
     if new:
-        print(f"  (new backend(s) not in the baseline, not gated: {', '.join(new)})", file=out)
+        print(f"  (new backend(s) not in the baseline, not gated: {new})", file=out)
     return 1

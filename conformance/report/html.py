@@ -1,17 +1,18 @@
-"""Render ``index.html``: one self-contained page (inline CSS and SVG, no external URL) from the summary.
+"""Render ``index.html``: one self-contained page (inline CSS, SVG and the filters' plain JavaScript from
+templates/style.css and filters.js; no external URL, no request) from the summary.
 
 Jinja2 with autoescaping on: every string from a config, a framework's error message or the command line
-reaches the page escaped. What the page shows is computed by :mod:`.view` as plain numbers and strings, so
-no markup is ever built from strings in Python.
+reaches the page escaped. What the page shows is computed by :mod:`.view` and :mod:`.attention` as plain
+numbers and strings, so no markup is ever built from strings in Python.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from ..harness.results import VERDICTS
+from .attention import build_attention
 from .runs import RunData
 from .view import build_view, case_anchor, config_brief, fmt
 
@@ -36,13 +37,13 @@ def _iso(ts) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
-def render(summary: dict, runs: list[RunData], scripts: dict[str, str] | None = None) -> str:
-    """The page as a string. ``scripts`` maps a failure's script path (report-relative) to its text."""
+def render(summary: dict, runs: list[RunData]) -> str:
+    """The page as a string (the repro scripts are linked, not inlined: their text is in repro/)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(Path(__file__).with_name("templates"))),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(fmt=fmt, brief=config_brief, iso=_iso, num=_num, duration=_duration,
-                       pretty=lambda v: json.dumps(v, indent=2, sort_keys=True, default=str))
+    env.filters.update(fmt=fmt, brief=config_brief, iso=_iso, num=_num, duration=_duration)
     env.globals["verdicts"] = VERDICTS
-    return env.get_template("index.html.j2").render(s=summary, v=build_view(summary, runs), scripts=scripts or {})
+    return env.get_template("index.html.j2").render(s=summary, v=build_view(summary, runs),
+                                                    a=build_attention(summary))

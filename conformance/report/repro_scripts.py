@@ -5,6 +5,7 @@ self-sufficient. Every file is written atomically (temp file + rename)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from ..harness.files import replace_atomically, write_text_atomic
 from .runs import RunData, safe_name
 
-__all__ = ["render_script", "tox_env", "write_repros"]
+__all__ = ["render_script", "repro_command", "tox_env", "write_repros"]
 
 #: adapters tested in a tox env of another name (every other adapter's env is named after it, see tox.ini)
 _TOX_ENVS = {"numpy": "tests"}
@@ -20,6 +21,12 @@ _TOX_ENVS = {"numpy": "tests"}
 
 def tox_env(adapter: str) -> str:
     return _TOX_ENVS.get(adapter, adapter)
+
+
+def repro_command(adapter: str, blob: str) -> str:
+    """The command that replays a saved case, run from the checkout: the console script of the tox env that
+    has the framework (``tox -e ENV`` builds it)."""
+    return f".tox/{tox_env(adapter)}/bin/lstm-conformance repro {shlex.quote(blob)}"
 
 
 def _environment():
@@ -51,11 +58,10 @@ def _shown_path(path: Path) -> str:
         return path.as_posix()
 
 
-def write_repros(runs: list[RunData], summary: dict, out: Path) -> dict[str, str]:
-    """Copy blobs and write scripts; add their paths to the summary's failures; returns script path
-    (report-relative) -> script text."""
+def write_repros(runs: list[RunData], summary: dict, out: Path) -> None:
+    """Copy blobs and write scripts; add their paths and the repro command to the summary's failures."""
     by_id = {r.run_id: r for r in runs}
-    mapping, scripts, written = {}, {}, set()
+    mapping, written = {}, set()
     for b in summary["backends"].values():
         run = by_id[b["run"]]
         for f in b["failures"]:
@@ -72,19 +78,20 @@ def write_repros(runs: list[RunData], summary: dict, out: Path) -> dict[str, str
             text = render_script(backend=b, failure=f, blob_name=blob.name, script=_shown_path(out / script))
             write_text_atomic(out / script, text)
             os.chmod(out / script, 0o755)
-            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix()}
-            scripts[script.as_posix()] = text
+            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix(),
+                                        "tox_env": tox_env(b["adapter"]),
+                                        "command": repro_command(b["adapter"], _shown_path(out / blob))}
             written.update({out / blob, out / script})
     # drop repro files of an earlier report in the same directory (only the kinds this command writes)
     for old in (out / "repro").glob("*/*") if (out / "repro").is_dir() else []:
         if old.suffix in (".npz", ".py") and old not in written:
             old.unlink()
     attach_repro_paths(summary, mapping)
-    return scripts
 
 
 def attach_repro_paths(summary: dict, mapping: dict[tuple[str, str], dict[str, Any]]) -> None:
-    """Add report-relative blob/script paths to failures: mapping[(run_id, blob_rel)] -> {blob, script}."""
+    """Add report-relative blob/script paths and the repro command to failures:
+    mapping[(run_id, blob_rel)] -> {blob, script, tox_env, command}."""
     for b in summary["backends"].values():
         for f in b["failures"]:
             hit = mapping.get((b["run"], f.get("repro") or ""))

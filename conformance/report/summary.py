@@ -1,6 +1,7 @@
 """Build ``summary.json`` (schema: ``conformance/report/schema.json``) from run directories read by
 :mod:`.runs`: per backend the verdict counts per rule, property and variant, the error-ratio statistics, the
-worst cases, the failures and the checked parameter counts; per rule of spec/ whether a property cites it
+worst cases, the failures (xfails also folded per finding: :mod:`.findings`), the inconclusive cases and the
+checked parameter counts; per rule of spec/ whether a property cites it
 (run.json's ``properties``) and whether a check exercised it.
 """
 
@@ -19,12 +20,15 @@ from .. import __version__
 from ..harness import errors
 from ..harness.results import VERDICTS, CheckKind, Result, Verdict
 from ..harness.rules import rule_sort_key, spec_rules
+from .findings import fold_findings
 from .runs import RunData, property_rules
 
-__all__ = ["HIST_EDGES", "SCHEMA_VERSION", "build_summary"]
+__all__ = ["HIST_EDGES", "RATIO_CLASSES", "SCHEMA_VERSION", "build_summary"]
 
-#: version of summary.json's layout (2: counts include 'inconclusive'; rules name the properties citing them)
-SCHEMA_VERSION = 2
+#: version of summary.json's layout (2: counts include 'inconclusive'; rules name the properties citing them;
+#: 3: ratio statistics over passes and failures, xfail and inconclusive ratios apart, the histogram per verdict;
+#: xfails folded into findings; inconclusive cases listed)
+SCHEMA_VERSION = 3
 #: log10(ratio) histogram bin edges: half decades from 1e-6 to 1e9 (K=64 sits near 1.8)
 HIST_EDGES = [x / 2 for x in range(-12, 19)]
 _WORST = 8  # worst cases kept per backend
@@ -47,26 +51,59 @@ def _ratio_stats(ratios: list[float], nonfinite: int) -> dict:
             "max": max(finite) if finite else None}
 
 
-def _histogram(ratios: list[float], nonfinite: int, k: float) -> dict:
-    """log10(ratio) counts per half decade, plus how many of each bin lie above K (those checks failed)."""
-    counts = [0] * (len(HIST_EDGES) - 1)
-    over = [0] * len(counts)
-    zero = below = above = 0
-    for r in ratios:
-        if r <= 0:
-            zero += 1
-            continue
-        lg = math.log10(r)
-        if lg < HIST_EDGES[0]:
-            below += 1
-        elif lg >= HIST_EDGES[-1]:
-            above += 1
+#: the verdict classes the ratio statistics and the histogram keep apart (a crash with a ratio counts as fail)
+RATIO_CLASSES = ("pass", "fail", "xfail", "inconclusive")
+#: the classes of a backend's (and a property's) headline statistics: what the verdict was judged on
+_JUDGED = ("pass", "fail")
+
+
+def _ratio_class(verdict: Verdict) -> str | None:
+    return "fail" if verdict.failing else (verdict.value if verdict.value in RATIO_CLASSES else None)
+
+
+class _Ratios:
+    """Finite ratios and the count of non-finite ones, per ratio class."""
+
+    def __init__(self):
+        self.finite: dict[str, list[float]] = {c: [] for c in RATIO_CLASSES}
+        self.nonfinite: dict[str, int] = {c: 0 for c in RATIO_CLASSES}
+
+    def add(self, cls: str, ratio: float | None, nonfinite: bool) -> None:
+        if nonfinite:
+            self.nonfinite[cls] += 1
         else:
-            i = min(int((lg - HIST_EDGES[0]) * 2), len(counts) - 1)
-            counts[i] += 1
-            over[i] += r > k
-    return {"edges": HIST_EDGES, "counts": counts, "over_k": over, "k": k, "zero": zero, "below": below,
-            "above": above, "nonfinite": nonfinite}
+            self.finite[cls].append(ratio)
+
+    def stats(self, *classes: str) -> dict:
+        return _ratio_stats([r for c in classes for r in self.finite[c]], sum(self.nonfinite[c] for c in classes))
+
+    def split(self) -> dict:
+        """Headline statistics over passes and failures; xfail and inconclusive checks beside them."""
+        return {**self.stats(*_JUDGED), "xfail": self.stats("xfail"), "inconclusive": self.stats("inconclusive")}
+
+
+def _histogram(ratios: _Ratios, k: float) -> dict:
+    """log10(ratio) counts per half decade, per ratio class; ratios of 0, below the first edge, above the
+    last and non-finite ones counted apart."""
+    out: dict = {"edges": HIST_EDGES, "k": k, "counts": {}, "zero": {}, "below": {}, "above": {}, "nonfinite": {}}
+    for cls in RATIO_CLASSES:
+        counts = [0] * (len(HIST_EDGES) - 1)
+        zero = below = above = 0
+        for r in ratios.finite[cls]:
+            if r <= 0:
+                zero += 1
+                continue
+            lg = math.log10(r)
+            if lg < HIST_EDGES[0]:
+                below += 1
+            elif lg >= HIST_EDGES[-1]:
+                above += 1
+            else:
+                counts[min(int((lg - HIST_EDGES[0]) * 2), len(counts) - 1)] += 1
+        out["counts"][cls] = counts
+        out["zero"][cls], out["below"][cls], out["above"][cls] = zero, below, above
+        out["nonfinite"][cls] = ratios.nonfinite[cls]
+    return out
 
 
 def _counts() -> dict[str, int]:
@@ -127,17 +164,17 @@ def _run_entry(run: RunData) -> dict:
 
 # ---- per backend -----------------------------------------------------------------------------------
 def _case(rec: Result, ratio: float | None = None, full: bool = False) -> dict:
-    """A record as the summary lists it (worst cases, failures)."""
+    """A record as the summary lists it (worst cases; failures, xfails and inconclusive cases in full)."""
     m = rec.metrics
-    out = {"property": rec.property, "check": rec.check.value, "rules": list(rec.rules),
+    out = {"property": rec.property, "check": rec.check.value, "rules": sorted(rec.rules, key=rule_sort_key),
            "verdict": rec.verdict.value, "variant": rec.variant, "dtype": rec.dtype, "test": rec.test,
            "config": rec.config, "message": rec.message}
     if ratio is not None:
         out["ratio"] = None if not math.isfinite(ratio) else ratio
         out["err_impl"], out["err_oracle"] = m.get("err_impl"), m.get("err_oracle")
     if full:
-        out.update(metrics=m, repro=rec.repro, blob=None, script=None, seed=rec.seed, kernel_path=rec.kernel_path,
-                   precision=rec.precision, duration=rec.duration)
+        out.update(metrics=m, repro=rec.repro, blob=None, script=None, tox_env=None, command=None, seed=rec.seed,
+                   kernel_path=rec.kernel_path, precision=rec.precision, duration=rec.duration)
     return out
 
 
@@ -151,12 +188,12 @@ class _BackendAcc:
         self.kernel_paths: Counter = Counter()
         self.precisions: Counter = Counter()
         self.devices: Counter = Counter()
-        self.ratios: list[float] = []
-        self.nonfinite = 0
+        self.ratios = _Ratios()
         self.out_of_range = 0
-        self.prop_ratios: dict[str, tuple[list[float], list[int]]] = {}
+        self.prop_ratios: dict[str, _Ratios] = {}
         self.worst: list[dict] = []
         self.failures: list[dict] = []
+        self.inconclusive: list[dict] = []
         self.params: dict[str, dict] = {}
         self.skips: Counter = Counter()
         self.versions: dict = dict(meta.get("versions") or {})
@@ -179,17 +216,16 @@ class _BackendAcc:
             self.skips[rec.message or "no reason given"] += 1
         self.out_of_range += bool(rec.metrics.get("out_of_range"))
         ratio, nonfinite = rec.ratio
-        if ratio is not None or nonfinite:
-            finite, n_inf = self.prop_ratios.setdefault(rec.property, ([], [0]))
-            if nonfinite:
-                self.nonfinite += 1
-                n_inf[0] += 1
-            else:
-                self.ratios.append(ratio)
-                finite.append(ratio)
-            self.worst.append(_case(rec, ratio=math.inf if nonfinite else ratio))
+        cls = _ratio_class(rec.verdict)
+        if cls and (ratio is not None or nonfinite):
+            self.ratios.add(cls, ratio, nonfinite)
+            self.prop_ratios.setdefault(rec.property, _Ratios()).add(cls, ratio, nonfinite)
+            if cls in _JUDGED:  # known findings are listed per finding, not among the worst cases
+                self.worst.append(_case(rec, ratio=math.inf if nonfinite else ratio))
         if rec.verdict.failing or rec.verdict is Verdict.XFAIL:
             self.failures.append(_case(rec, full=True))
+        elif rec.verdict is Verdict.INCONCLUSIVE:
+            self.inconclusive.append(_case(rec, full=True))
         row = _param_row(rec)
         if row is not None:
             key = repr(sorted(row["config"].items())) + str(row["convention"]) + str(row["framework_count"])
@@ -214,10 +250,11 @@ class _BackendAcc:
             "counts": self.counts, "executed": executed,
             "rules": dict(sorted(self.rules.items(), key=lambda kv: rule_sort_key(kv[0]))),
             "properties": dict(sorted(self.properties.items())),
-            "ratios": {**_ratio_stats(self.ratios, self.nonfinite), "out_of_range": self.out_of_range,
-                       "histogram": _histogram(self.ratios, self.nonfinite, k)},
-            "ratios_by_property": {p: _ratio_stats(r, n[0]) for p, (r, n) in sorted(self.prop_ratios.items())},
-            "worst": worst, "failures": self.failures, "params": params[:_PARAM_ROWS],
+            "ratios": {**self.ratios.split(), "out_of_range": self.out_of_range,
+                       "histogram": _histogram(self.ratios, k)},
+            "ratios_by_property": {p: r.split() for p, r in sorted(self.prop_ratios.items())},
+            "worst": worst, "failures": self.failures, "findings": fold_findings(self.failures),
+            "inconclusive": self.inconclusive, "params": params[:_PARAM_ROWS],
             "params_total": len(params),
             "skips": [{"reason": r, "count": n} for r, n in self.skips.most_common()],
         }

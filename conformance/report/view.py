@@ -1,18 +1,23 @@
 """What index.html shows, computed from the summary and the records as plain numbers and strings: the
 verdict bars and histogram geometry (drawn as SVG by the template), the rule x backend matrix grouped by
-spec page, and per (backend, rule) a sample of its cases. No markup is built here."""
+spec page, and per (backend, rule) a sample of its cases (the failures, inconclusive cases and findings
+section: :mod:`.attention`). No markup is built here."""
 
 from __future__ import annotations
 
 import math
 
 from ..harness.results import Result, Verdict
+from ..harness.rules import rule_sort_key
+from .findings import xfail_parts
 from .runs import RunData
 
 __all__ = ["build_view", "case_anchor", "config_brief", "fmt"]
 
-_CASES_NONPASS = 60  # failing/xfail/crash/inconclusive cases listed per matrix cell (all are in results.jsonl)
-_CASES_PASS = 12  # passing/skipped cases listed per matrix cell
+_CASES_NONPASS = 4  # failing/inconclusive/xfail cases listed per matrix cell (all are in results.jsonl)
+_CASES_PASS = 2  # passing/skipped cases listed per matrix cell
+_PARAMS = 15  # checked parameter-count configurations shown per backend (summary.json keeps more)
+_ALERT_LINES = 3  # problems of a run shown in its alert; the rest are folded
 _ORDER = list(Verdict)
 
 
@@ -104,28 +109,39 @@ def _cell(counts: dict | None, anchor: str) -> dict:
     return {"cls": cls, "anchor": anchor, "label": label, "title": title}
 
 
+#: the histogram's verdict classes, bottom to top of a bar, with their legend
+_HIST_LEGEND = {"pass": "pass (ratio ≤ K)", "inconclusive": "inconclusive", "xfail": "xfail (known finding)",
+                "fail": "fail / crash"}
+
+
 def _histogram_svg(hist: dict, k: float, width: int = 560, height: int = 150) -> dict:
-    """Bar geometry for a log10(ratio) histogram: [0 | <1e-6 | half decades ... | >1e9 | non-finite]."""
+    """Bar geometry for a log10(ratio) histogram: [0 | <1e-6 | half decades ... | >1e9 | non-finite], each
+    bar stacked by verdict class so a known finding is never drawn as a failure."""
     edges = hist["edges"]
-    labels = ["0", f"<1e{int(edges[0])}"] + [None] * len(hist["counts"]) + [f">1e{int(edges[-1])}", "not finite"]
-    counts = [hist["zero"], hist["below"], *hist["counts"], hist["above"], hist["nonfinite"]]
+    labels = ["0", f"<1e{int(edges[0])}"] + [None] * (len(edges) - 1) + [f">1e{int(edges[-1])}", "not finite"]
+    by_class = {c: [hist["zero"][c], hist["below"][c], *hist["counts"][c], hist["above"][c], hist["nonfinite"][c]]
+                for c in _HIST_LEGEND}
     left, right, top, bottom = 34, 8, 10, 26
-    n = len(counts)
+    n = len(labels)
     bw = (width - left - right) / n
-    peak = max(counts) or 1
-    over = [0, 0, *hist.get("over_k", [0] * len(hist["counts"])), hist["above"], hist["nonfinite"]]
+    totals = [sum(by_class[c][i] for c in by_class) for i in range(n)]
+    peak = max(totals) or 1
+    scale = (height - top - bottom) / peak
     bars = []
-    for i, c in enumerate(counts):
-        h = (height - top - bottom) * c / peak
-        hi = (height - top - bottom) * over[i] / peak  # the part above K: checks that failed
+    for i, total in enumerate(totals):
+        if not total:
+            continue
         special = i < 2 or i >= n - 2
-        lo = edges[i - 2] if not special else None
-        title = (f"{labels[i] or ''}: {c}" if special else f"1e{lo:g} ≤ ratio < 1e{lo + 0.5:g}: {c}")
-        if over[i]:
-            title += f" ({over[i]} above K)"
-        bars.append({"x": round(left + i * bw + 1, 2), "y": round(height - bottom - h + hi, 2), "w": round(bw - 2, 2),
-                     "h": round(h - hi, 2), "y_over": round(height - bottom - h, 2), "h_over": round(hi, 2),
-                     "title": title, "count": c, "cls": "bar-special" if i < 2 else "bar"})
+        where = labels[i] if special else f"1e{edges[i - 2]:g} ≤ ratio < 1e{edges[i - 2] + 0.5:g}"
+        parts = ", ".join(f"{by_class[c][i]} {c}" for c in _HIST_LEGEND if by_class[c][i])
+        y, segs = height - bottom, []
+        for c in _HIST_LEGEND:
+            h = by_class[c][i] * scale
+            if h > 0:
+                y -= h
+                segs.append({"cls": c, "y": round(y, 2), "h": round(h, 2)})
+        bars.append({"x": round(left + i * bw + 1, 2), "w": round(bw - 2, 2), "segs": segs,
+                     "title": f"{where}: {total} ({parts})"})
 
     def xpos(lg: float) -> float:
         return round(left + (2 + (lg - edges[0]) * 2) * bw, 2)
@@ -133,8 +149,10 @@ def _histogram_svg(hist: dict, k: float, width: int = 560, height: int = 150) ->
     # decade ticks every 3 decades, inside the regular range (its two ends sit beside the special bins' labels)
     ticks = [{"x": xpos(e), "label": ("1" if e == 0 else f"1e{int(e)}")} for e in edges[1:-1]
              if float(e).is_integer() and int(e) % 3 == 0]
+    legend = [{"cls": c, "label": label, "n": sum(by_class[c])} for c, label in _HIST_LEGEND.items()
+              if sum(by_class[c])]
     return {"width": width, "height": height, "bars": bars, "ticks": ticks, "base": height - bottom,
-            "left": left, "right": width - right, "top": top, "peak": peak,
+            "left": left, "right": width - right, "top": top, "peak": peak, "legend": legend,
             "k_x": xpos(math.log10(k)), "one_x": xpos(0.0), "k": k,
             # the tiny/huge bins keep their tooltips; only 0 and inf are labelled (no room for more)
             "special": [{"x": round(left + i * bw + bw / 2, 2), "label": "inf" if i == n - 1 else labels[i]}
@@ -153,8 +171,8 @@ def _verdict_bar(counts: dict, width: int = 240) -> list[dict]:
 
 
 def _attention(v: Verdict) -> tuple:
-    """Failing first, then known failures and inconclusive cases, then passes and skips."""
-    return (not v.failing, v in (Verdict.PASS, Verdict.SKIP), _ORDER.index(v))
+    """Failing first, then inconclusive cases and known failures, then passes and skips."""
+    return (not v.failing, v in (Verdict.PASS, Verdict.SKIP), v is Verdict.XFAIL, _ORDER.index(v))
 
 
 def _numbers(m: dict) -> str:
@@ -165,22 +183,31 @@ def _numbers(m: dict) -> str:
     return ""
 
 
+def _row_message(rec: Result) -> str:
+    """A case's message in a matrix cell's list; an xfail names its finding (its card has the reason)."""
+    parts = xfail_parts(rec.message) if rec.verdict is Verdict.XFAIL else None
+    if parts:
+        return f"known finding {parts['rule']} ({parts['source']})"
+    return _clip(rec.message, 160)
+
+
 def _cases_by_rule(records: list[Result]) -> dict[str, dict]:
-    """rule -> {"rows": [...], "hidden": n, "total": n}: every case needing attention (up to a limit), then a
-    sample of passes and skips."""
+    """rule (natural order) -> {"rows": [...], "hidden": n, "total": n}: a few of the cases needing attention
+    (failing first), then a sample of passes and skips."""
     grouped: dict[str, list[Result]] = {}
     for rec in records:
         for rid in rec.rules:
             grouped.setdefault(rid, []).append(rec)
     out = {}
-    for rid, recs in grouped.items():
-        routine = [r for r in recs if r.verdict in (Verdict.PASS, Verdict.SKIP)]
-        notable = [r for r in recs if r.verdict not in (Verdict.PASS, Verdict.SKIP)]
-        shown = sorted(notable[:_CASES_NONPASS] + routine[:_CASES_PASS], key=lambda r: _attention(r.verdict))
+    for rid in sorted(grouped, key=rule_sort_key):
+        recs = grouped[rid]
+        notable = sorted((r for r in recs if r.verdict not in (Verdict.PASS, Verdict.SKIP)),
+                         key=lambda r: _attention(r.verdict))[:_CASES_NONPASS]
+        routine = [r for r in recs if r.verdict in (Verdict.PASS, Verdict.SKIP)][:_CASES_PASS]
         rows = [{"verdict": r.verdict.value, "property": r.property, "variant": r.variant,
-                 "config": config_brief(r.config), "number": _numbers(r.metrics), "message": _clip(r.message, 300)}
-                for r in shown]
-        out[rid] = {"rows": rows, "hidden": len(recs) - len(shown), "total": len(recs)}
+                 "config": config_brief(r.config), "number": _numbers(r.metrics), "message": _row_message(r)}
+                for r in notable + routine]
+        out[rid] = {"rows": rows, "hidden": len(recs) - len(rows), "total": len(recs)}
     return out
 
 
@@ -195,15 +222,21 @@ def _backend_views(summary: dict, runs: list[RunData]) -> list[dict]:
         cases = _cases_by_rule(records.get((b["run"], b["adapter"]), []))
         for rid, cs in cases.items():
             cs["anchor"] = case_anchor(key, rid)
-        failures = [f for f in b["failures"] if Verdict(f["verdict"]).failing]
+        failing = sum(b["counts"].get(v.value, 0) for v in Verdict if v.failing)
+        compared = b["ratios"]["count"] + b["ratios"]["xfail"]["count"] + b["ratios"]["inconclusive"]["count"]
         views.append({
-            "key": key, "b": b, "cases": cases, "bar": _verdict_bar(b["counts"]),
-            "hist": _histogram_svg(b["ratios"]["histogram"], k) if b["ratios"]["count"] else None,
-            "failures": failures, "known": [f for f in b["failures"] if f["verdict"] == Verdict.XFAIL.value],
-            "state": "bad" if failures or b["status"] not in ("finished", "unavailable") else
+            "key": key, "b": b, "cases": cases, "bar": _verdict_bar(b["counts"]), "params": b["params"][:_PARAMS],
+            "hist": _histogram_svg(b["ratios"]["histogram"], k) if compared else None,
+            "state": "bad" if failing or b["status"] not in ("finished", "unavailable") else
                      ("na" if b["status"] == "unavailable" else "good"),
         })
     return views
+
+
+def _alerts(summary: dict) -> list[dict]:
+    """A run's problems: the first few in its alert, the rest folded below them."""
+    return [{"run": run["run_id"], "status": run["status"], "texts": run["problems"][:_ALERT_LINES],
+             "more": run["problems"][_ALERT_LINES:]} for run in summary["runs"] if run["problems"]]
 
 
 def build_view(summary: dict, runs: list[RunData]) -> dict:
@@ -214,8 +247,5 @@ def build_view(summary: dict, runs: list[RunData]) -> dict:
         pages.setdefault(meta["page"] or "(not in spec/)", []).append({"id": rid, **meta, "cells": cells})
     # spec pages by name, rules that spec/ lacks last
     pages = dict(sorted(pages.items(), key=lambda kv: (kv[0].startswith("("), kv[0])))
-    alerts = [{"run": run["run_id"], "status": run["status"], "texts": run["problems"]}
-              for run in summary["runs"] if run["problems"]]
     uncovered = [rid for rid, m in summary["rules"].items() if not m["exercised"]]
-    return {"backends": backends, "pages": pages, "alerts": alerts, "uncovered": uncovered,
-            "n_failures": sum(len(be["failures"]) for be in backends)}
+    return {"backends": backends, "pages": pages, "alerts": _alerts(summary), "uncovered": uncovered}
