@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from broken_adapters import GateSwapAdapter
 
-from conformance.harness.judge import Checker, CheckFailure, Target
+from conformance.harness.checker import Checker, CheckFailure
+from conformance.harness.judge import Target
 from conformance.harness.results import ResultWriter
 from conformance.harness.strategies import Case
 from conformance.harness.xfails import XFAIL_DIR, case_facts, load_xfails

@@ -137,6 +137,12 @@ class Adapter:
         """MASK-2 rules this adapter/variant can produce for ``config`` ('carry', 'zero')."""
         return ("carry", "zero")
 
+    def last_output_reading(self, config: Config, variant: str) -> str:
+        """MASK-2: the last output (return_sequences=False) at a masked last step, as the framework's governing
+        text gives it ('last-step': the zero-filled step, as torch's packed and ONNX's zero-filled sequences
+        read it; 'last-valid': the last valid step's output). A reading of reference.LAST_OUTPUT_READINGS."""
+        return "last-step"
+
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
         """None when ``config`` can run; else the reason the check is skipped."""
         caps = self.capabilities

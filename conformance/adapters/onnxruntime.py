@@ -111,9 +111,10 @@ class OnnxRuntimeAdapter(Adapter):
             fw = self.capabilities.registry_to_framework
             attrs["activations"] = [fw(a.name) for a in acts] * config.num_directions
             # alpha/beta are given only when a value differs from the registry's (ONNX operator) default,
-            # so the defaulting of the runtime is what is checked; consumed in order by the functions that
-            # take them, alpha the first parameter, beta the second.
-            if any(a.params != parse_activation(a.name).params for a in acts):
+            # so the defaulting of the runtime is what is checked (ACT-20, ACT-22); consumed in order by the
+            # functions that take them (ACT-30 'per-function'), alpha the first parameter, beta the second.
+            # ScaledTanh has no default in the operator text (ACT-23): its parameters are always written.
+            if any(a.params != parse_activation(a.name).params or a.name == "onnx_scaled_tanh" for a in acts):
                 alphas = [a.params[0][1] for a in acts if len(a.params) >= 1]
                 betas = [a.params[1][1] for a in acts if len(a.params) >= 2]
                 if alphas:

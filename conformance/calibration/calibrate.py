@@ -14,51 +14,38 @@ from __future__ import annotations
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from ..harness import errors
-from ..harness.files import write_json_atomic
+from ..harness.files import check_writable, write_json_atomic
 from .sampling import MAX_SIZE, calibrate_backend
 from .stats import Row, print_backend, print_merged, print_suggestion, suggest, summarise
 
-__all__ = ["merge", "run_calibration"]
+__all__ = ["MAX_CASES", "merge", "run_calibration"]
 
 
-def _check_writable(path: Path) -> None:
-    """ValueError naming ``path`` unless a file can be created there (checked before minutes of work)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--json {path}: is a directory, not a file")
-    parent = path.parent
-    while not parent.exists():  # write_json_atomic creates missing folders
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"--json {path}: {parent} is not a directory")
-    try:
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise ValueError(f"--json {path}: cannot write in {parent} ({exc.strerror or exc})") from None
+#: the most cases per backend (2000, the default, take minutes; a million take days)
+MAX_CASES = 1_000_000
 
 
 def run_calibration(backends: list[str] | None, cases: int, seed: int, json_path: Path | None = None,
                     out=sys.stdout) -> int:
     """Calibrate ``backends`` (default: every installed one) on ``cases`` cases each, drawn from ``seed``;
     print the distributions and the K/floor suggestion to ``out``, and write all numbers to ``json_path``
-    (atomically) when given. Returns 0, or 1 when a backend crashed on a case. ValueError (before any
-    computation) for ``cases < 1``, an unknown backend or a ``json_path`` that cannot be written."""
+    (atomically) when given. Returns 0, or 1 when a backend crashed on a case. Before any computation:
+    ValueError for ``cases`` outside 1..MAX_CASES or an unknown backend, NotWritable (an OSError) for a
+    ``json_path`` that cannot be written."""
     from ..adapters import all_names, available_names
 
-    if cases < 1:
-        raise ValueError(f"--cases {cases}: must be >= 1")
+    if not 1 <= cases <= MAX_CASES:
+        raise ValueError(f"--cases {cases}: allowed 1..{MAX_CASES:,}")
     names = list(backends) if backends else available_names()
     unknown = [n for n in names if n not in all_names()]
     if unknown:
         raise ValueError(f"--backend {', '.join(unknown)}: not a known adapter; allowed: {', '.join(all_names())}")
     if json_path is not None:
-        _check_writable(json_path)
+        check_writable(json_path, what="--json", folder=False)
     print(f"lstm-conformance calibrate: {cases} cases per backend, seed {seed}, timesteps/units/input_dim "
           f"<= {MAX_SIZE}; current K = {errors.K:g}, floor_ulps = {errors.FLOOR_ULPS:g}", file=out)
     report = {"K": errors.K, "floor_ulps": errors.FLOOR_ULPS, "cases_requested": cases, "seed": seed,
@@ -105,9 +92,10 @@ def _load(path: Path) -> dict:
 def merge(paths: list[Path], out=sys.stdout, json_path: Path | None = None) -> dict:
     """Combine calibration JSON files (one per environment) into one suggestion over all backends; print
     it to ``out`` and, when given, write it to ``json_path``. Returns ``{"backends": [...], "suggestion"}``.
-    ValueError naming the file for one that is not a calibration JSON file."""
+    ValueError naming the file for one that is not a calibration JSON file; NotWritable (before reading
+    any) for a ``json_path`` that cannot be written."""
     if json_path is not None:
-        _check_writable(json_path)
+        check_writable(json_path, what="--json", folder=False)
     rows: list[Row] = []
     slips: list[Row] = []
     merged: dict[str, dict] = {}

@@ -23,7 +23,7 @@ from ..adapters import load
 from ..adapters.base import Output, Unsupported
 from ..harness import errors
 from ..harness.errors import nudge_inputs
-from ..harness.judge import Target, judge_outputs, oracle, reference, run_adapter
+from ..harness.judge import Target, judge_outputs, oracle, oracles, reference, run_adapter
 from ..harness.strategies import Case
 from ..harness.xfails import case_facts, load_xfails, version_matches
 from .slips import SLIPS
@@ -144,6 +144,7 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
     rows: list[Row] = []
     slip_rows: dict[str, list[Row]] = {s: [] for s in SLIPS}
     crashes: list[dict] = []
+    inconclusive: dict[str, int] = {}  # reason (NUM-2, NUM-6) -> cases: proved nothing, left out of the ratios
     t0 = time.perf_counter()
 
     def one(case: Case) -> None:
@@ -155,7 +156,11 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
             crashes.append({"case": case.describe(), "error": f"{type(exc).__name__}: {exc}"[:300]})
             return
         ref64, refdt = reference(case), oracle(case)
-        row = _row(case, out, ref64, refdt, describe=case.describe(), known=known(case))
+        judged = judge_outputs(case, out, ref64, oracles(case))  # the error model as a conformance run applies it
+        if judged.inconclusive:
+            inconclusive[judged.inconclusive.split(":")[0]] = inconclusive.get(judged.inconclusive.split(":")[0], 0) + 1
+            return
+        row = _row(case, out, ref64, oracles(case), describe=case.describe(), known=known(case))
         if not isinstance(row, Row):
             crashes.append({"case": case.describe(), "error": row})
             return
@@ -169,4 +174,5 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
     _for_each_case(target, n, seed, one)
     return {"backend": name, "variant": target.variant, "framework": adapter.framework,
             "versions": adapter.versions(), "rows": rows, "slips": slip_rows, "crashes": crashes,
+            "inconclusive": inconclusive,
             "seconds": time.perf_counter() - t0}

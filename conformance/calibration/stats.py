@@ -160,7 +160,8 @@ def _dist_cells(s: dict) -> str:
 def print_backend(name: str, result: dict, summary: dict, out=sys.stdout) -> None:
     """One backend's ratio distribution per dtype, known findings, unexplained cases, slips and crashes."""
     print(f"\n{name}:{result['variant']} ({result.get('versions')}): {len(result['rows'])} cases in "
-          f"{result['seconds']:.1f}s, {len(result['crashes'])} crashed", file=out)
+          f"{result['seconds']:.1f}s, {len(result['crashes'])} crashed, inconclusive "
+          f"{result.get('inconclusive') or 0}", file=out)
     print(f"  {'dtype':<8}{_DIST_HEADER}{'floor decides':>15}", file=out)
     for dt, s in summary["dtypes"].items():
         print(f"  {dt:<8}{_dist_cells(s)}{s['floor_decides']:>15}", file=out)

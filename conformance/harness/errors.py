@@ -202,24 +202,24 @@ def nudge_inputs(weights, x, initial_state, dtype: str, rng: np.random.Generator
 
 
 def oracle_references(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",
-                      seed: int = 0, nudged: int = NUDGED_ORACLES) -> list:
+                      seed: int = 0, nudged: int = NUDGED_ORACLES, last_output: str = "last-step") -> list:
     """NUM-1 v2: equally valid roundings of the case -- :func:`oracle_reference` and ``nudged`` more
     references in the dtype on inputs, weights and initial state each nudged by an ulp (own seeds)."""
     from reference import lstm_forward
 
     out = [oracle_reference(config, weights, x, mask=mask, initial_state=initial_state, masked_output=masked_output,
-                            seed=seed)]
+                            seed=seed, last_output=last_output)]
     for n in range(1 if config.dtype == "float64" else 0, nudged):
         rng = np.random.default_rng([seed, 0x0ac1e, n + 1])
         w, xn, init = nudge_inputs(weights, x, initial_state, config.dtype, rng)
         with np.errstate(all="ignore"):
             out.append(lstm_forward(config, w, xn, mask=mask, initial_state=init, masked_output=masked_output,
-                                    dtype=config.dtype))
+                                    last_output=last_output, dtype=config.dtype))
     return out
 
 
 def oracle_reference(config, weights, x, *, mask=None, initial_state=None, masked_output="carry",
-                     seed: int = 0):
+                     seed: int = 0, last_output: str = "last-step"):
     """NUM-1: the reference as the dtype under test sees the case, for ``err_oracle``.
 
     float16/float32: the reference run in that dtype (inputs and weights rounded, every operation in it).
@@ -233,7 +233,8 @@ def oracle_reference(config, weights, x, *, mask=None, initial_state=None, maske
 
     if config.dtype != "float64":
         return lstm_forward(config, weights, x, mask=mask, initial_state=initial_state,
-                            masked_output=masked_output, dtype=config.dtype)
+                            masked_output=masked_output, last_output=last_output, dtype=config.dtype)
     rng = np.random.default_rng([seed, 0x0ac1e])
     w, x, init = nudge_inputs(weights, x, initial_state, "float64", rng)
-    return lstm_forward(config, w, x, mask=mask, initial_state=init, masked_output=masked_output, dtype="float64")
+    return lstm_forward(config, w, x, mask=mask, initial_state=init, masked_output=masked_output,
+                        last_output=last_output, dtype="float64")

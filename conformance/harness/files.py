@@ -10,7 +10,36 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["to_jsonable", "replace_atomically", "write_text_atomic", "write_json_atomic"]
+__all__ = ["NotWritable", "check_writable", "to_jsonable", "replace_atomically", "write_text_atomic",
+           "write_json_atomic"]
+
+
+class NotWritable(OSError):
+    """An output path that cannot be written; the message names it and why (exit 3 on the command line)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_writable(path: Path, *, what: str, folder: bool) -> None:
+    """Raise :class:`NotWritable` unless ``path`` can be written as a file (``folder=False``) or used as a
+    folder (``folder=True``), missing parents created on the way. Called before a long computation, so a
+    bad destination fails in a second rather than after minutes; ``what`` names the option (``--out``)."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise NotWritable(f"{what} {path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise NotWritable(f"{what} {path}: is a folder; give a file name")
+    probe = path if folder and path.is_dir() else path.parent
+    while not probe.exists() and probe != probe.parent:  # missing folders are created when writing
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotWritable(f"{what} {path}: {probe} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise NotWritable(f"{what} {path}: cannot write in {probe} ({exc.strerror or exc})") from None
 
 
 def to_jsonable(obj: Any) -> Any:

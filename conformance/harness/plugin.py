@@ -18,7 +18,9 @@ import pytest
 from ..adapters import all_names, available_names, load
 from ..adapters.base import Adapter
 from . import profiles  # noqa: F401  (registers the hypothesis profiles)
-from .judge import Checker, Target
+from .files import NotWritable, check_writable
+from .checker import Checker
+from .judge import Target
 from .rules import property_rules
 from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
 from .xfails import load_xfails, version_matches
@@ -54,6 +56,32 @@ def pytest_configure(config):
             validate_run_id(run_id)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if config.option.help:
+        return
+    problem = _environment_problem(config)
+    if problem:
+        # one line on stderr and exit 3 before any collection: 14 skipped properties would hide it
+        pytest.exit(f"lstm-conformance: {problem}", returncode=3)
+
+
+def _environment_problem(config) -> str | None:
+    """Why this run cannot do what was asked here: an explicitly requested backend that is not installed,
+    ``--device gpu`` that no selected backend sees, or a ``--report-dir`` that cannot be written."""
+    for name in config.getoption("--backend"):
+        adapter = _adapter(config, name)
+        if isinstance(adapter, str):
+            return f"--backend {adapter}; run it where its framework is installed (e.g. tox -e {name})"
+    if config.getoption("--device") == "gpu":
+        adapters = [a for a in map(lambda n: _adapter(config, n), _selected(config)) if isinstance(a, Adapter)]
+        if not any("gpu" in a.devices() for a in adapters):
+            seen = ", ".join(f"{a.name} ({'/'.join(a.devices())})" for a in adapters) or "no installed backend"
+            return f"--device gpu: no GPU visible to any selected backend ({seen}); use --device cpu"
+    if not config.option.collectonly:
+        try:
+            check_writable(Path(config.getoption("--report-dir")), what="--report-dir", folder=True)
+        except NotWritable as exc:
+            return str(exc)
+    return None
 
 
 def _selected(config) -> list[str]:

@@ -22,14 +22,14 @@ from reference import Config, Weights
 
 from . import errors
 from .results import CheckKind, Result, Verdict
-from .strategies import Case
 
 if TYPE_CHECKING:
     from .judge import Target
+    from .strategies import Case
 
 __all__ = ["save_blob", "load_blob", "replay"]
 
-_CASE_FIELDS = ("mask", "masked_output", "seed", "weight_scale", "input_scale")
+_CASE_FIELDS = ("mask", "masked_output", "seed", "weight_scale", "input_scale", "regime", "last_output")
 
 
 def save_blob(run_dir: Path, *, target: Target, kind: CheckKind, property: str, rules, case: Case) -> str:
@@ -45,30 +45,59 @@ def save_blob(run_dir: Path, *, target: Target, kind: CheckKind, property: str, 
     return str(path.relative_to(run_dir))
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of the archive; ValueError saying why it is not one (wrong format, truncated, damaged)."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception:  # noqa: BLE001 - numpy's errors for a non-archive (EOF, BadZipFile, "pickled data") say little
+        raise ValueError(f"{path}: not a repro blob (not a readable .npz archive; blobs are written as "
+                         "reports/<run>/repro/*.npz)") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: not a repro blob (a single .npy array, not an .npz archive)")
+    try:
+        with z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - a damaged member: zlib, CRC or header errors
+        raise ValueError(f"{path}: damaged .npz archive ({str(exc) or type(exc).__name__})") from None
+
+
 def load_blob(path: Path) -> tuple[dict, Case]:
     """(meta, Case) from a repro ``.npz``; ValueError naming what is missing or malformed."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such repro blob")
+        raise ValueError(f"{path}: no such repro blob" + (" (a folder)" if path.is_dir() else ""))
+    arrays = _read_npz(path)
+    if "__meta__" not in arrays:
+        raise ValueError(f"{path}: not a repro blob (no __meta__ entry; not written by lstm-conformance)")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("__meta__")))
         desc = dict(meta["case"])
         config = Config.from_dict(desc["config"])
+        if not any(k.startswith("w_") for k in arrays):
+            raise ValueError("no weights (w_l0_d0_W, ...)")
         weights = Weights.from_flat({k[2:]: v for k, v in arrays.items() if k.startswith("w_")})
+        weights.check(config)
         init = None
         if any(k.startswith("h0_") for k in arrays):
             init = [[(arrays[f"h0_l{layer}_d{d}"], arrays[f"c0_l{layer}_d{d}"]) for d in range(config.num_directions)]
                     for layer in range(config.num_layers)]
         x = arrays["x"]
-    except Exception as exc:  # noqa: BLE001 - zip, npy, JSON and config errors all mean "not a readable blob"
+        if x.ndim != 3 or x.shape[2] != config.input_dim:
+            raise ValueError(f"x has shape {list(x.shape)}, expected [batch, timesteps, {config.input_dim}]")
+        meta["adapter"] = str(meta["adapter"])
+        _kind(meta)  # a check kind this version knows
+    except Exception as exc:  # noqa: BLE001 - JSON, key, config and shape errors all mean "not a readable blob"
         reason = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        if isinstance(exc, json.JSONDecodeError):
+            reason = f"__meta__ is not JSON: {reason}"
         raise ValueError(f"{path}: not a readable repro blob ({reason})") from None
+    from .strategies import Case  # imports hypothesis: only once the blob is known to be sound
+
     known = {"config", "batch", "timesteps", "initial_state", *_CASE_FIELDS}
     case = Case(config=config, weights=weights, x=x, mask=arrays.get("mask"), mask_kind=desc.get("mask", "none"),
                 initial_state=init, masked_output=desc.get("masked_output", "carry"), seed=desc.get("seed", 0),
                 weight_scale=desc.get("weight_scale", 1.0), input_scale=desc.get("input_scale", 1.0),
+                regime=desc.get("regime", "typical"), last_output=desc.get("last_output", "last-step"),
                 extra={k: v for k, v in desc.items() if k not in known})
     return meta, case
 
@@ -87,24 +116,33 @@ class _Capture:
 
 def _kind(meta: dict) -> CheckKind:
     if "check" in meta:
-        return CheckKind(meta["check"])
+        try:
+            return CheckKind(meta["check"])
+        except ValueError:
+            raise ValueError(f"unknown check {meta['check']!r}; known: {', '.join(k.value for k in CheckKind)}") from None
     # blobs written before the check kind was recorded name only the property
     return Result.from_dict({"adapter": "-", "verdict": "pass", "property": meta.get("property", "forward")}).check
 
 
 def replay(path: Path, out=None) -> int:
-    """Re-run the blob's check and print the comparison: 0 when it now passes, 1 when it does not."""
+    """Re-run the blob's check and print the comparison: 0 when it now passes, 1 when it does not.
+    ValueError for a damaged blob; ImportError when its adapter is unknown or not installed here."""
+    meta, case = load_blob(path)  # first: a damaged blob is refused before the checker's imports
+
     from hypothesis.errors import UnsatisfiedAssumption
 
-    from ..adapters import load
-    from .judge import Checker, CheckFailure, Target
+    from ..adapters import all_names, load
+    from .checker import Checker, CheckFailure
+    from .judge import Target
 
     out = out or sys.stdout
-    meta, case = load_blob(path)
+    if meta["adapter"] not in all_names():
+        raise ImportError(f"{path}: written by adapter {meta['adapter']!r}, which is not known here "
+                          f"(known: {', '.join(all_names())})")
     adapter = load(meta["adapter"])
     reason = adapter.unavailable_reason()
     if reason:
-        raise ValueError(f"adapter {meta['adapter']!r} is not installed here: {reason}")
+        raise ImportError(f"{path}: adapter {meta['adapter']!r} is not installed here ({reason})")
     kind = _kind(meta)
     capture = _Capture()
     target = Target(adapter, meta.get("variant", "default"), meta.get("device", "cpu"))

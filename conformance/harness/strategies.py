@@ -68,13 +68,15 @@ class Case:
     input_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
     regime: str = "typical"
+    last_output: str = "last-step"  # MASK-2 reading the adapter's governing text gives (Adapter.last_output_reading)
 
     def describe(self) -> dict:
         return {
             "config": self.config.to_dict(), "batch": int(self.x.shape[0]), "timesteps": int(self.x.shape[1]),
             "mask": self.mask_kind, "masked_output": self.masked_output, "seed": self.seed,
             "weight_scale": self.weight_scale, "input_scale": self.input_scale,
-            "initial_state": self.initial_state is not None, "regime": self.regime, **self.extra,
+            "initial_state": self.initial_state is not None, "regime": self.regime, "last_output": self.last_output,
+            **self.extra,
         }
 
     def brief(self) -> str:
@@ -216,7 +218,7 @@ def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu",
         init = [[(rng.normal(size=(batch, config.hidden_size)) * 0.5, rng.normal(size=(batch, config.units)) * 0.5)
                  for _ in range(config.num_directions)] for _ in range(config.num_layers)]
     return Case(config, weights, x, m, mask_kind, init, masked_output, seed, weight_scale, input_scale,
-                regime=regime.name)
+                regime=regime.name, last_output=adapter.last_output_reading(config, variant))
 
 
 def _draw_mask(draw, caps, rng, batch: int, timesteps: int, wanted: bool | None):

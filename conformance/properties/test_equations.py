@@ -8,7 +8,7 @@ from ..harness.rules import rules
 from ..harness.strategies import TYPICAL
 
 
-@rules("GATE-1", "GATE-2", "GATE-3", "GATE-4", "STATE-4", "SHAPE-4", "NUM-1", "LAYOUT-1")
+@rules("GATE-1", "GATE-2", "GATE-3", "GATE-4", "STATE-4", "SHAPE-4", "NUM-1", "NUM-2", "NUM-6", "LAYOUT-1")
 @given(data=st.data())
 def test_forward_matches_reference(check, data):
     """Any supported config: outputs and every final state per layer and direction."""

@@ -135,6 +135,11 @@ class KerasAdapterBase(Adapter):
         raise NotImplementedError
 
     # ---- capabilities per case ---------------------------------------------------------------------
+    def last_output_reading(self, config: Config, variant: str) -> str:
+        # MASK-2: the Keras docs say zero_output_for_mask is "only used when return_sequences is True", so the
+        # last output is the last valid step's (https://keras.io/api/layers/recurrent_layers/rnn/)
+        return "last-valid"
+
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         # MASK-2: Bidirectional sets zero_output_for_mask = return_sequences on both inner layers,
         # overriding what was passed (Keras 3 bidirectional.py, tf-keras bidirectional.py).
