@@ -1,8 +1,20 @@
 """``lstm-conformance``: the one command-line face (params, run, report, gate, repro, calibrate).
 
 Each subcommand is a small function here that calls the module doing the work; argparse's
-``set_defaults(func=...)`` picks it. Exit codes: 0 success, 1 checks failed or a regression, 2 a bad
-input (one line naming it and what is allowed), 3 the environment (missing framework, unwritable folder).
+``set_defaults(func=...)`` picks it. Every refused input is one line on stderr naming it and what is
+allowed, never a traceback. Exit codes (the same for every subcommand):
+
+- 0  success
+- 1  checks failed or a regression (``run``: a check failed, or none ran; ``gate``: a regression;
+     ``repro``: the case still fails; ``calibrate``: a backend crashed)
+- 2  usage or bad input: unknown option or backend, a size outside its bounds (``params``: sizes
+     1..MAX_SIZE = 2**20, layers 1..MAX_LAYERS = 1024, proj_size 0 or 1..units-1; ``calibrate``:
+     cases 1..1,000,000), a malformed ``--model``, a missing or damaged run, summary or repro blob;
+     pytest's own usage errors in ``run`` (its exit 4)
+- 3  environment: a requested backend (or the one a repro blob names) not installed here, ``--device gpu``
+     where no selected backend sees a GPU, a missing optional dependency, an output path that cannot
+     be written (read-only, a file where a folder belongs or the reverse); checked before any long work
+- 130 interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -10,11 +22,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_ENVIRONMENT"]
+from reference.params import MAX_MODEL_LAYERS as MAX_LAYERS
+from reference.params import MAX_MODEL_UNITS as MAX_SIZE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT = 0, 1, 2, 3
+#: calibrate --cases bound (conformance.calibration.calibrate.MAX_CASES; not imported here: that pulls in hypothesis)
+MAX_CASES = 1_000_000
+
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED",
+           "MAX_SIZE", "MAX_LAYERS"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 # ---- params ------------------------------------------------------------------------------------------------
@@ -27,8 +47,9 @@ def _model_table(args) -> int:
         shape = [int(s) for s in args.input_shape.split(",")]
     except ValueError:
         shape = []
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"--input-shape {args.input_shape!r}: expected TIMESTEPS,FEATURES, both integers >= 1")
+    if len(shape) != 2 or not all(1 <= n <= MAX_SIZE for n in shape):
+        raise ValueError(f"--input-shape {args.input_shape!r}: expected TIMESTEPS,FEATURES, both integers in "
+                         f"1..{MAX_SIZE:,}")
     layers = parse_model(args.model)
     table = {conv: model_param_counts(layers, shape[1], conv, use_bias=not args.no_bias) for conv in CONVENTIONS
              if conv in ("keras", "torch")}
@@ -48,12 +69,20 @@ def cmd_params(args) -> int:
     from reference import CONVENTIONS, Config, layer_param_counts
     from reference.params import UnsupportedConvention
 
-    if args.model:
+    single = {"--input-dim": args.input_dim, "--units": args.units, "--num-layers": args.num_layers,
+              "--proj-size": args.proj_size, "--bidirectional": args.bidirectional or None,
+              "--peepholes": args.peepholes or None}
+    if args.model is not None:
+        given = [opt for opt, v in single.items() if v is not None]
+        if given:  # nothing is accepted and ignored
+            raise ValueError(f"--model describes the whole stack; drop {', '.join(given)} (or drop --model)")
         return _model_table(args)
+    if args.input_shape is not None:
+        raise ValueError("--input-shape goes with --model; for one LSTM give --input-dim and --units")
     if args.input_dim is None or args.units is None:
         raise ValueError("give --input-dim and --units (or --model with --input-shape)")
     cfg = Config(input_dim=args.input_dim, units=args.units, bidirectional=args.bidirectional,
-                 num_layers=args.num_layers, proj_size=args.proj_size, use_bias=not args.no_bias,
+                 num_layers=args.num_layers or 1, proj_size=args.proj_size or 0, use_bias=not args.no_bias,
                  peepholes=args.peepholes)
     result = {}
     for conv in CONVENTIONS:
@@ -77,6 +106,39 @@ def cmd_params(args) -> int:
 
 
 # ---- run / report / gate / repro / calibrate -------------------------------------------------------------
+class _HeldStderr:
+    """sys.stderr while pytest starts: its own usage errors (a usage dump over several lines) are held back
+    and become one line; from pytest_configure on (the plugin's checks included) text passes straight on."""
+
+    def __init__(self, real):
+        self.real, self.held, self.passing = real, [], False
+
+    def write(self, text: str) -> int:
+        if self.passing:
+            return self.real.write(text)
+        self.held.append(text)
+        return len(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding: the real stream's
+        return getattr(self.real, name)
+
+    def pytest_configure(self, config) -> None:
+        self.passing = True
+        self.real.write("".join(self.held))
+        self.held.clear()
+
+    def usage_line(self) -> str | None:
+        """The one line of a held pytest usage error (``...: error: MESSAGE``), if that is what was held."""
+        for line in "".join(self.held).splitlines():
+            if ": error: " in line:
+                return line.split(": error: ", 1)[1].strip()
+        return None
+
+
+#: pytest's exit codes -> ours: 2 interrupted, 3 internal error (a dump: kept), 4 usage, 5 nothing ran
+_PYTEST_EXIT = {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_FAILED}
+
+
 def cmd_run(args, extra: list[str]) -> int:
     import pytest
 
@@ -88,52 +150,102 @@ def cmd_run(args, extra: list[str]) -> int:
             raise ValueError(f"--backend {b!r} is not a known adapter; allowed: {', '.join(all_names())}")
     if args.run_id:
         validate_run_id(args.run_id)
-    # the plugin comes in through its pytest11 entry point (or conformance/conftest.py in a source tree)
+    # the plugin comes in through its pytest11 entry point (or conformance/conftest.py in a source tree); it
+    # stops with exit 3 for a backend not installed, --device gpu without a GPU or an unwritable --report-dir
     argv = [str(Path(__file__).resolve().parent / "properties"), "-q", "--device", args.device,
             "--report-dir", args.report_dir, "--hypothesis-profile", args.profile]
     for b in args.backend or []:
         argv += ["--backend", b]
     if args.run_id:
         argv += ["--run-id", args.run_id]
-    return int(pytest.main(argv + extra))
+    held = _HeldStderr(sys.stderr)
+    sys.stderr = held
+    try:
+        code = int(pytest.main(argv + extra, plugins=[held]))
+    finally:
+        sys.stderr = held.real
+    if held.held:
+        line = held.usage_line() if code == 4 else None
+        if line is None:
+            sys.stderr.write("".join(held.held))
+        else:
+            raise ValueError(f"{line} (arguments after the run options go to pytest; see pytest --help)")
+    return _PYTEST_EXIT.get(code, code)
 
 
 def cmd_report(args) -> int:
+    from .harness.files import check_writable
     from .report import run_report
 
+    check_writable(Path(args.out), what="--out", folder=True)  # before reading every run
     # each RUN_DIR is a run folder or a folder of them (e.g. reports/); prints the page size and run problems
-    return run_report([Path(p) for p in args.runs], Path(args.out))
+    with _inputs_are_files():
+        return run_report([Path(p) for p in args.runs], Path(args.out))
 
 
 def cmd_gate(args) -> int:
     from .report.gate import run_gate
 
-    return run_gate(Path(args.baseline), Path(args.run), ratio_factor=args.ratio_factor)
+    with _inputs_are_files():
+        return run_gate(Path(args.baseline), Path(args.run), ratio_factor=args.ratio_factor)
 
 
 def cmd_repro(args) -> int:
     from .harness.repro import replay
 
-    return replay(Path(args.blob))
+    with _inputs_are_files():
+        return replay(Path(args.blob))
 
 
 def cmd_calibrate(args) -> int:
     from .calibration import merge, run_calibration
 
     if args.merge:
-        merge([Path(p) for p in args.merge], out=sys.stdout)
+        with _inputs_are_files():
+            merge([Path(p) for p in args.merge], out=sys.stdout)
         return EXIT_OK
+    _require_installed(args.backend or [])
     return run_calibration(args.backend, args.cases, args.seed, Path(args.json) if args.json else None)
 
 
-def _positive(text: str) -> int:
+def _require_installed(names: list[str]) -> None:
+    """ImportError (exit 3) for an explicitly requested backend whose framework is not installed here."""
+    from .adapters import all_names, load
+
+    for name in names:
+        if name not in all_names():
+            raise ValueError(f"--backend {name!r} is not a known adapter; allowed: {', '.join(all_names())}")
+        reason = load(name).unavailable_reason()
+        if reason:
+            raise ImportError(f"--backend {name} is not installed here ({reason}); run it where its framework is "
+                              f"installed (e.g. tox -e {name})")
+
+
+@contextmanager
+def _inputs_are_files():
+    """While reading inputs, a folder where a file belongs (or a file inside a path) is a bad input (exit 2)
+    rather than the environment."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
+        yield
+    except IsADirectoryError as exc:
+        raise ValueError(f"{exc.filename}: is a folder; expected a file") from None
+    except NotADirectoryError as exc:
+        raise ValueError(f"{exc.filename}: part of this path is a file, not a folder") from None
+
+
+def _bounded(lo: int, hi: int):
+    """argparse type: an integer in lo..hi, one line naming the value and the bounds otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer (allowed {lo:,}..{hi:,})") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value:,} is outside {lo:,}..{hi:,}")
+        return value
+
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,15 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
 
     pp = sub.add_parser("params", help="parameter counts of an architecture under each convention")
-    pp.add_argument("--input-dim", type=_positive)
-    pp.add_argument("--units", type=_positive)
+    size = _bounded(1, MAX_SIZE)
+    pp.add_argument("--input-dim", type=size, help=f"1..{MAX_SIZE:,}")
+    pp.add_argument("--units", type=size, help=f"1..{MAX_SIZE:,}")
     pp.add_argument("--bidirectional", action="store_true")
-    pp.add_argument("--num-layers", type=_positive, default=1)
-    pp.add_argument("--proj-size", type=int, default=0)
+    pp.add_argument("--num-layers", type=_bounded(1, MAX_LAYERS), help=f"1..{MAX_LAYERS} (default 1)")
+    pp.add_argument("--proj-size", type=_bounded(0, MAX_SIZE), help="0 (none, the default) or 1..units-1")
     pp.add_argument("--peepholes", action="store_true")
     pp.add_argument("--no-bias", action="store_true")
-    pp.add_argument("--model", help="a sequential stack, e.g. lstm:64,lstm:128,dense:5 (kinds: lstm, bilstm, dense)")
-    pp.add_argument("--input-shape", help="TIMESTEPS,FEATURES of the model input, e.g. 5,126")
+    pp.add_argument("--model", help=f"a sequential stack, e.g. lstm:64,lstm:128,dense:5 (kinds: lstm, bilstm, dense; "
+                    f"units 1..{MAX_SIZE:,}; at most {MAX_LAYERS} layers)")
+    pp.add_argument("--input-shape", help=f"TIMESTEPS,FEATURES of the model input, e.g. 5,126 (each 1..{MAX_SIZE:,})")
     pp.add_argument("--json", action="store_true")
     pp.set_defaults(func=cmd_params)
 
@@ -185,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pc = sub.add_parser("calibrate", help="error-ratio distribution on correct backends -> K and floor")
     pc.add_argument("--backend", action="append")
-    pc.add_argument("--cases", type=_positive, default=2000)
-    pc.add_argument("--seed", type=int, default=0)
+    pc.add_argument("--cases", type=_bounded(1, MAX_CASES), default=2000, help=f"1..{MAX_CASES:,} per backend")
+    pc.add_argument("--seed", type=_bounded(0, 2**32 - 1), default=0, help="0..2**32-1")
     pc.add_argument("--json", metavar="FILE", help="write the measurements here (checked before the run starts)")
     pc.add_argument("--merge", nargs="+", metavar="FILE", help="merge calibration JSON files instead of measuring")
     pc.set_defaults(func=cmd_calibrate)
@@ -194,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .harness.files import NotWritable
+
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "takes_extra", False):
@@ -201,12 +317,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, extra) if getattr(args, "takes_extra", False) else args.func(args)
     except ValueError as exc:
-        print(f"lstm-conformance {args.cmd}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _refuse(args.cmd, str(exc), EXIT_USAGE)
+    except ImportError as exc:  # a backend or an optional dependency (jinja2, jsonschema) not installed here
+        hint = (" (the report extra: pip install 'lstm-conformance[report]')" if args.cmd in ("report", "gate") else
+                "") if isinstance(exc, ModuleNotFoundError) else ""
+        return _refuse(args.cmd, f"{exc}{hint}", EXIT_ENVIRONMENT)
+    except KeyboardInterrupt:
+        print(f"lstm-conformance {args.cmd}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except NotWritable as exc:
+        return _refuse(args.cmd, str(exc), EXIT_ENVIRONMENT)
     except OSError as exc:
-        print(f"lstm-conformance {args.cmd}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-              file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return _refuse(args.cmd, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), EXIT_ENVIRONMENT)
+
+
+def _refuse(cmd: str, message: str, code: int) -> int:
+    """The one line on stderr (a message quoting a value with a line break still takes one line)."""
+    print(f"lstm-conformance {cmd}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

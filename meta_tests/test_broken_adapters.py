@@ -60,9 +60,16 @@ def test_correct_numpy_adapter_passes_the_same_runs(suite_run):
 @pytest.mark.parametrize("suite_run", [
     pytest.param(SuiteRun("numpy", ("conformance",), ("-k", "nothing_matches")), id="all-deselected"),
     pytest.param(SuiteRun("broken-never-installed", ("conformance/properties/test_equations.py",)),
-                 id="every-check-skipped"),
+                 id="backend-not-installed"),
 ], indirect=True)
 def test_run_that_executes_no_check_fails(suite_run):
     """A conformance run that checked nothing must not look like a pass (no check recorded pass/fail)."""
     assert suite_run.returncode != 0, f"a run with zero checks exited 0\n{suite_run.describe()}"
     assert not [r for r in suite_run.records if r.get("verdict") != "skip"], suite_run.describe()
+    if suite_run.run.backend == "broken-never-installed":
+        # an explicitly requested backend that is not installed stops the run at start-up: exit 3 (environment)
+        # and one line naming it, not every property skipped and '0 checks executed'
+        assert suite_run.returncode == 3, suite_run.describe()
+        lines = [line for line in suite_run.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "--backend broken-never-installed not installed" in lines[0], suite_run.describe()
+        assert not suite_run.run_dir.exists(), "stopped before any check: no run folder"

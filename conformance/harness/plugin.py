@@ -18,8 +18,8 @@ import pytest
 from ..adapters import all_names, available_names, load
 from ..adapters.base import Adapter
 from . import profiles  # noqa: F401  (registers the hypothesis profiles)
-from .files import NotWritable, check_writable
 from .checker import Checker
+from .files import NotWritable, check_writable
 from .judge import Target
 from .rules import property_rules
 from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
@@ -72,7 +72,7 @@ def _environment_problem(config) -> str | None:
         if isinstance(adapter, str):
             return f"--backend {adapter}; run it where its framework is installed (e.g. tox -e {name})"
     if config.getoption("--device") == "gpu":
-        adapters = [a for a in map(lambda n: _adapter(config, n), _selected(config)) if isinstance(a, Adapter)]
+        adapters = [a for a in (_adapter(config, n) for n in _selected(config)) if isinstance(a, Adapter)]
         if not any("gpu" in a.devices() for a in adapters):
             seen = ", ".join(f"{a.name} ({'/'.join(a.devices())})" for a in adapters) or "no installed backend"
             return f"--device gpu: no GPU visible to any selected backend ({seen}); use --device cpu"

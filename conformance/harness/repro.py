@@ -53,7 +53,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: not a repro blob (not a readable .npz archive; blobs are written as "
                          "reports/<run>/repro/*.npz)") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: not a repro blob (a single .npy array, not an .npz archive)")
+        raise ValueError(f"{path}: not a repro blob (a single .npy array, not an .npz archive)")  # noqa: TRY004
     try:
         with z:
             return {k: z[k] for k in z.files}
