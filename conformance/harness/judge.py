@@ -18,6 +18,7 @@ from reference.params import UnsupportedConvention
 from ..adapters.base import Adapter, Output, Unsupported
 from . import errors
 from .attribution import implicate
+from .memo import ReferenceMemo, case_key
 from .strategies import Case
 
 __all__ = ["Judgement", "Target", "run_adapter", "reference", "oracle", "judge_outputs",
@@ -56,9 +57,13 @@ def run_adapter(target: Target, case: Case, *, stateful: bool = False) -> tuple[
     return handle, out
 
 
+_MEMO = ReferenceMemo()
+
+
 def reference(case: Case, dtype: str = "float64"):
-    return lstm_forward(case.config, case.weights, case.x, mask=case.mask, initial_state=case.initial_state,
-                        masked_output=case.masked_output, last_output=case.last_output, dtype=dtype)
+    return _MEMO.get(case_key(case, f"reference-{dtype}"), lambda: lstm_forward(
+        case.config, case.weights, case.x, mask=case.mask, initial_state=case.initial_state,
+        masked_output=case.masked_output, last_output=case.last_output, dtype=dtype))
 
 
 def oracle(case: Case):
@@ -70,9 +75,9 @@ def oracle(case: Case):
 
 def oracles(case: Case) -> list:
     """Equally valid roundings of the case (errors.oracle_references, NUM-1 v2): the error model's bar."""
-    return errors.oracle_references(case.config, case.weights, case.x, mask=case.mask,
-                                    initial_state=case.initial_state, masked_output=case.masked_output,
-                                    seed=case.seed, last_output=case.last_output)
+    return _MEMO.get(case_key(case, "oracles"), lambda: errors.oracle_references(
+        case.config, case.weights, case.x, mask=case.mask, initial_state=case.initial_state,
+        masked_output=case.masked_output, seed=case.seed, last_output=case.last_output))
 
 
 def _shape_of(obj):
