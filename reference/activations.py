@@ -7,6 +7,12 @@ name they really compute; the registry itself never guesses.
 Names may carry ONNX-style parameters, e.g. ``"onnx_scaled_tanh(alpha=1.5, beta=0.5)"``; parameters
 that are not given take the defaults of the corresponding ONNX operator (ACT-20..ACT-25), except
 ScaledTanh's, which ONNX does not define: its 1 and 1 are this spec's convention (ACT-23 reading 'unity').
+
+Each entry also carries its derivative (``Activation.derivative``, used by the backward pass, GRAD-1) and
+the points where the function is not differentiable (``Activation.kinks``). At a kink the derivative is
+the one of minimum magnitude between the two one-sided derivatives (0 when they differ in sign), the
+minimum-norm sub-/super-gradient of the PyTorch autograd notes; at the jump of ``onnx_thresholded_relu``
+it is the derivative of the piece holding the point (0). spec/activations.md, "Derivatives".
 """
 
 from __future__ import annotations
@@ -49,6 +55,40 @@ def _gelu_exact(x):
     return (0.5 * x.astype(np.float64) * erfc).astype(x.dtype, copy=False)
 
 
+def _d_gelu_exact(x):
+    # d/dx x Phi(x) = Phi(x) + x phi(x), in float64 as the function itself
+    x64 = x.astype(np.float64)
+    erfc = np.vectorize(math.erfc, otypes=[np.float64])(-x64 / math.sqrt(2.0))
+    return (0.5 * erfc + x64 * np.exp(-0.5 * x64 * x64) / math.sqrt(2.0 * math.pi)).astype(x.dtype, copy=False)
+
+
+def _d_gelu_tanh(x):
+    c, k = np.asarray(math.sqrt(2.0 / math.pi), dtype=x.dtype), np.asarray(0.044715, x.dtype)
+    t = np.tanh(c * (x + k * x**3))
+    return (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x)).astype(x.dtype, copy=False)
+
+
+def _min_norm(left, right):
+    """The derivative at a kink: of the one-sided derivatives, the one nearer 0 (0 if they differ in sign)."""
+    return np.where(left * right <= 0, 0, np.where(np.abs(left) <= np.abs(right), left, right))
+
+
+def _d_elu(x, alpha):
+    # 1 for x > 0, alpha e^x for x < 0; at 0 (a kink unless alpha = 1) the minimum-norm value of (alpha, 1)
+    at0 = _min_norm(alpha, np.asarray(1, x.dtype))
+    return np.where(x > 0, 1, np.where(x < 0, alpha * np.exp(np.minimum(x, 0)), at0)).astype(x.dtype, copy=False)
+
+
+def _d_leaky(x, alpha):
+    at0 = _min_norm(alpha, np.asarray(1, x.dtype))
+    return np.where(x > 0, 1, np.where(x < 0, alpha, at0)).astype(x.dtype, copy=False)
+
+
+def _d_clip(y, slope, top=1):
+    # derivative of clip(y, 0, top) with y = slope x + offset: slope strictly inside, 0 at and beyond the kinks
+    return np.where((y > 0) & (y < top), slope, 0).astype(y.dtype, copy=False)
+
+
 def _gelu_tanh(x):
     # ACT-14: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     c = np.asarray(math.sqrt(2.0 / math.pi), dtype=x.dtype)
@@ -61,60 +101,83 @@ class _Entry:
     formula: str
     fn: Callable[..., np.ndarray]
     params: tuple[tuple[str, float], ...] = ()  # (name, ONNX default) in the order ONNX consumes them
+    dfn: Callable[..., np.ndarray] | None = None  # derivative f'(x, *params), same dtype as x (GRAD-1)
+    kinks: Callable[..., tuple[float, ...]] = lambda *params: ()  # where f' is undefined, given the params
 
 
 # name -> entry. Functions receive x in the dtype under test and return the same dtype.
+def _dt(v, x):
+    return np.asarray(v, x.dtype)
+
+
+_ONE = lambda x, *p: np.ones_like(x)  # noqa: E731
+_AT_ZERO = lambda *p: (0.0,)  # noqa: E731
+
+# name -> entry. Functions receive x in the dtype under test and return the same dtype; ``dfn`` is f' (the
+# minimum-norm value at a kink, module docstring), ``kinks`` the points where f' is undefined (GRAD-1).
 ACTIVATIONS: dict[str, _Entry] = {
-    "tanh": _Entry("ACT-1", "tanh(x)", lambda x: np.tanh(x)),
-    "sigmoid": _Entry("ACT-2", "1 / (1 + exp(-x))", _sigmoid),
+    "tanh": _Entry("ACT-1", "tanh(x)", lambda x: np.tanh(x), dfn=lambda x: 1 - np.tanh(x) ** 2),
+    "sigmoid": _Entry("ACT-2", "1 / (1 + exp(-x))", _sigmoid, dfn=lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
     "hard_sigmoid_keras2": _Entry(
         "ACT-3", "clip(0.2 x + 0.5, 0, 1)  (tf-keras / Keras 2 `hard_sigmoid`)",
         lambda x: np.clip(np.asarray(0.2, x.dtype) * x + np.asarray(0.5, x.dtype), 0, 1).astype(x.dtype),
+        dfn=lambda x: _d_clip(_dt(0.2, x) * x + _dt(0.5, x), 0.2), kinks=lambda: (-2.5, 2.5),
     ),
     "hard_sigmoid_keras3": _Entry(
         "ACT-4", "relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)  (Keras 3 `hard_sigmoid`)",
         lambda x: (np.clip(x + np.asarray(3, x.dtype), 0, 6) / np.asarray(6, x.dtype)).astype(x.dtype),
+        dfn=lambda x: _d_clip(x + _dt(3, x), 1 / 6, top=6), kinks=lambda: (-3.0, 3.0),
     ),
-    "relu": _Entry("ACT-5", "max(x, 0)", lambda x: np.maximum(x, np.asarray(0, x.dtype))),
-    "linear": _Entry("ACT-6", "x", lambda x: x),
-    "softsign": _Entry("ACT-7", "x / (1 + |x|)", lambda x: x / (1 + np.abs(x))),
-    "softplus": _Entry("ACT-8", "log(1 + exp(x))", _softplus),
-    "elu": _Entry("ACT-9", "x if x > 0 else exp(x) - 1", lambda x: _elu(x, np.asarray(1.0, x.dtype))),
+    "relu": _Entry("ACT-5", "max(x, 0)", lambda x: np.maximum(x, np.asarray(0, x.dtype)),
+                   dfn=lambda x: (x > 0).astype(x.dtype), kinks=_AT_ZERO),
+    "linear": _Entry("ACT-6", "x", lambda x: x, dfn=_ONE),
+    "softsign": _Entry("ACT-7", "x / (1 + |x|)", lambda x: x / (1 + np.abs(x)), dfn=lambda x: 1 / (1 + np.abs(x)) ** 2),
+    "softplus": _Entry("ACT-8", "log(1 + exp(x))", _softplus, dfn=_sigmoid),
+    "elu": _Entry("ACT-9", "x if x > 0 else exp(x) - 1", lambda x: _elu(x, np.asarray(1.0, x.dtype)),
+                  dfn=lambda x: _d_elu(x, _dt(1.0, x))),
     "selu": _Entry(
         "ACT-10", "scale * (x if x > 0 else alpha (exp(x) - 1)), alpha=1.67326..., scale=1.05070...",
         lambda x: (np.asarray(_SELU_SCALE, x.dtype) * _elu(x, np.asarray(_SELU_ALPHA, x.dtype))).astype(x.dtype),
+        dfn=lambda x: (_dt(_SELU_SCALE, x) * _d_elu(x, _dt(_SELU_ALPHA, x))).astype(x.dtype), kinks=_AT_ZERO,
     ),
-    "silu": _Entry("ACT-11", "x * sigmoid(x)  (also called swish)", lambda x: x * _sigmoid(x)),
-    "gelu": _Entry("ACT-13", "0.5 x (1 + erf(x / sqrt(2)))  (exact)", _gelu_exact),
-    "gelu_tanh": _Entry("ACT-14", "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))", _gelu_tanh),
-    "exponential": _Entry("ACT-15", "exp(x)", lambda x: np.exp(x)),
+    "silu": _Entry("ACT-11", "x * sigmoid(x)  (also called swish)", lambda x: x * _sigmoid(x),
+                   dfn=lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "gelu": _Entry("ACT-13", "0.5 x (1 + erf(x / sqrt(2)))  (exact)", _gelu_exact, dfn=_d_gelu_exact),
+    "gelu_tanh": _Entry("ACT-14", "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))", _gelu_tanh, dfn=_d_gelu_tanh),
+    "exponential": _Entry("ACT-15", "exp(x)", lambda x: np.exp(x), dfn=lambda x: np.exp(x)),
     "leaky_relu": _Entry(
         "ACT-16", "x if x >= 0 else 0.2 x  (Keras default negative_slope 0.2)",
         lambda x: np.where(x >= 0, x, np.asarray(0.2, x.dtype) * x).astype(x.dtype),
+        dfn=lambda x: _d_leaky(x, _dt(0.2, x)), kinks=_AT_ZERO,
     ),
     # ONNX parameterised activations (Operators.md, LSTM `activations`, `activation_alpha/beta`).
     "onnx_affine": _Entry(
-        "ACT-20", "alpha * x + beta", lambda x, a, b: (a * x + b).astype(x.dtype), (("alpha", 1.0), ("beta", 0.0))
+        "ACT-20", "alpha * x + beta", lambda x, a, b: (a * x + b).astype(x.dtype), (("alpha", 1.0), ("beta", 0.0)),
+        dfn=lambda x, a, b: np.full_like(x, a),
     ),
     "onnx_leaky_relu": _Entry(
         "ACT-21", "x if x >= 0 else alpha x", lambda x, a: np.where(x >= 0, x, a * x).astype(x.dtype),
-        (("alpha", 0.01),),
+        (("alpha", 0.01),), dfn=_d_leaky, kinks=lambda a: () if a == 1 else (0.0,),
     ),
     "onnx_thresholded_relu": _Entry(
-        "ACT-22", "x if x > alpha else 0", lambda x, a: np.where(x > a, x, 0).astype(x.dtype), (("alpha", 1.0),)
+        "ACT-22", "x if x > alpha else 0", lambda x, a: np.where(x > a, x, 0).astype(x.dtype), (("alpha", 1.0),),
+        dfn=lambda x, a: (x > a).astype(x.dtype), kinks=lambda a: (a,),  # a jump for alpha != 0
     ),
     "onnx_scaled_tanh": _Entry(  # ONNX gives no default: alpha = beta = 1 is the convention 'unity' (ACT-23)
         "ACT-23", "alpha * tanh(beta * x)", lambda x, a, b: (a * np.tanh(b * x)).astype(x.dtype),
-        (("alpha", 1.0), ("beta", 1.0)),
+        (("alpha", 1.0), ("beta", 1.0)), dfn=lambda x, a, b: (a * b * (1 - np.tanh(b * x) ** 2)).astype(x.dtype),
     ),
     "onnx_hard_sigmoid": _Entry(
         "ACT-24", "max(0, min(1, alpha x + beta))", lambda x, a, b: np.clip(a * x + b, 0, 1).astype(x.dtype),
-        (("alpha", 0.2), ("beta", 0.5)),
+        (("alpha", 0.2), ("beta", 0.5)), dfn=lambda x, a, b: _d_clip(a * x + b, a),
+        kinks=lambda a, b: () if a == 0 else (-b / a, (1 - b) / a),
     ),
-    "onnx_elu": _Entry("ACT-25", "x if x > 0 else alpha (exp(x) - 1)", _elu, (("alpha", 1.0),)),
+    "onnx_elu": _Entry("ACT-25", "x if x > 0 else alpha (exp(x) - 1)", _elu, (("alpha", 1.0),), dfn=_d_elu,
+                       kinks=lambda a: () if a == 1 else (0.0,)),
 }
 # ACT-12: swish is the same function as silu (same formula object), listed under its own rule.
-ACTIVATIONS["swish"] = _Entry("ACT-12", "x * sigmoid(x)  (same function as silu, ACT-11)", ACTIVATIONS["silu"].fn)
+ACTIVATIONS["swish"] = _Entry("ACT-12", "x * sigmoid(x)  (same function as silu, ACT-11)", ACTIVATIONS["silu"].fn,
+                              dfn=ACTIVATIONS["silu"].dfn)
 
 
 def activation_names() -> list[str]:
@@ -139,6 +202,17 @@ class Activation:
         entry = ACTIVATIONS[self.name]
         args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
         return entry.fn(x, *args)
+
+    def derivative(self, x: np.ndarray) -> np.ndarray:
+        """f'(x) in x's dtype; at a kink the minimum-norm one-sided value (spec/activations.md, Derivatives)."""
+        entry = ACTIVATIONS[self.name]
+        args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
+        return entry.dfn(x, *args)
+
+    @property
+    def kinks(self) -> tuple[float, ...]:
+        """The points where f is not differentiable (a finite-difference check must stay away from them)."""
+        return tuple(float(k) for k in ACTIVATIONS[self.name].kinks(*(v for _, v in self.params)))
 
     def __str__(self) -> str:
         if not self.params:
