@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from ref_cases import SETTINGS, assert_close, case, configs, initial_state, seeds
 
@@ -156,7 +156,9 @@ def test_last_valid_reading_is_the_carry_rules_last_output(cfg, seed, rule):
     """MASK-2 'last-valid': the last output is the output at each row's last valid step, whatever the rule:
     the 'carry' rule's last output (zeros for a row with no valid step). In a stack the rule of the lower
     layers does not matter here: the same mask reaches every layer, so a layer never reads its input at a
-    masked step (MASK-1)."""
+    masked step (MASK-1). Not so in a go_backwards stack: layer 1 pairs its reversed input with the unreversed
+    mask (STACK-1) and does read layer 0's masked-step outputs, so those stacks are left out."""
+    assume(not (cfg.go_backwards and cfg.num_layers > 1))
     w, x = case(cfg, seed, batch=3, timesteps=5)
     mask = np.random.default_rng(seed).random((3, 5)) < 0.5
     got = lstm_forward(cfg, w, x, mask=mask, masked_output=rule, last_output="last-valid").output
