@@ -1,7 +1,8 @@
 """The executable LSTM specification: numpy only, float64 by default (see spec/)."""
 
 from .activations import ACTIVATIONS, Activation, activation_names, parse_activation
-from .cell import input_preactivations, lstm_step
+from .backward import Gradients, lstm_backward
+from .cell import input_preactivations, lstm_step, lstm_step_backward
 from .config import BIAS_MODES, CLIP_READINGS, DTYPES, INPUT_FORGET_READINGS, MERGE_MODES, Config
 from .forward import EMPTY_ROW_READINGS, LAST_OUTPUT_READINGS, LSTMResult, lengths_to_mask, lstm_forward
 from .layouts import from_flax, from_keras, from_onnx, from_torch, to_flax, to_keras, to_onnx, to_torch
@@ -30,7 +31,8 @@ from .weights import (
 
 __all__ = [
     "ACTIVATIONS", "Activation", "activation_names", "parse_activation", "BIAS_MODES", "DTYPES", "MERGE_MODES",
-    "Config", "input_preactivations", "lstm_step", "LSTMResult", "lengths_to_mask", "lstm_forward", "from_flax",
+    "Config", "input_preactivations", "lstm_step", "lstm_step_backward",
+    "Gradients", "lstm_backward", "LSTMResult", "lengths_to_mask", "lstm_forward", "from_flax",
     "from_keras", "from_onnx", "from_torch", "to_flax", "to_keras", "to_onnx", "to_torch", "CONVENTIONS",
     "layer_param_counts", "model_param_counts", "param_count", "parse_model", "output_shapes", "GATES",
     "LayerWeights", "Weights", "keras_default_weights", "random_weights", "zeros_like_weights",

@@ -24,14 +24,15 @@ adds the recurrent half ``U h_{t-1}`` and does the rest. Everything is computed 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .config import Config
 from .weights import LayerWeights
 
-__all__ = ["input_preactivations", "lstm_step", "with_step_layout"]
+__all__ = ["input_preactivations", "lstm_step", "lstm_step_trace", "lstm_step_backward", "StepTrace", "StepGradients",
+           "with_step_layout"]
 
 
 def input_preactivations(lw: LayerWeights, x: np.ndarray) -> np.ndarray:
@@ -60,6 +61,30 @@ def with_step_layout(lw: LayerWeights) -> LayerWeights:
     return replace(lw, U=rec.T.reshape(four, u, H))  # a view of rec, no copy
 
 
+@dataclass
+class StepTrace:
+    """What one step computed, kept for the backward pass (:func:`lstm_step_backward`); [B, u] unless noted.
+
+    ``z`` are the four activation inputs ``(z_i, z_f, z_c, z_o)`` with their peephole terms, before CLIP-1;
+    ``a`` the same after the clip (what ract / act receive); ``cell_in`` the input of act in GATE-4 (c_t,
+    clipped under 'gate-inputs-and-cell'), ``act_c = act(cell_in)``, ``m = o * act_c`` (h_t before PROJ-1).
+    """
+
+    h_prev: np.ndarray  # [B, H]
+    c_prev: np.ndarray
+    z: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    a: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    i: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    o: np.ndarray
+    c: np.ndarray  # c_t
+    cell_in: np.ndarray
+    act_c: np.ndarray
+    m: np.ndarray
+    h: np.ndarray  # h_t [B, H]
+
+
 def lstm_step(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray,
               c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step for a batch: ``(h_{t-1}[B, H], c_{t-1}[B, u]) -> (h_t[B, H], c_t[B, u])``.
@@ -68,6 +93,12 @@ def lstm_step(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray,
     U (and P, W_hr when the config has them) in the dtype of the computation; ``config`` gives the
     activations, ``cell_clip`` and ``input_forget``. No masking here: a masked step is the loop's (MASK-1).
     """
+    trace = lstm_step_trace(config, lw, zx_t, h, c)
+    return trace.h, trace.c
+
+
+def lstm_step_trace(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray, c: np.ndarray) -> StepTrace:
+    """:func:`lstm_step` with its intermediate values: the step's math, written once."""
     B, four, u = zx_t.shape
     z = zx_t + (h @ lw.U.reshape(four * u, -1).T).reshape(B, four, u)  # GATE-1: + U_k h_{t-1}
     zi, zf, zc, zo = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
@@ -76,28 +107,98 @@ def lstm_step(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray,
     if lw.P is not None:  # PEEP-1: P rows are (i, o, f); i and f see c_{t-1}
         zi = zi + lw.P[0] * c
         zf = zf + lw.P[2] * c
+    ai, af, ac = zi, zf, zc
     if clip is not None:
         # CLIP-1: the activation input is the whole argument, peephole term included
-        zi, zf, zc = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
+        ai, af, ac = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
     if not config.input_forget:
-        i, f = ract(zi), ract(zf)  # GATE-2: ract for i, f, o; act for g
+        i, f = ract(ai), ract(af)  # GATE-2: ract for i, f, o; act for g
     elif config.input_forget_reading == "f-from-i":
-        i = ract(zi)
+        i = ract(ai)
         f = 1 - i  # IFG-1 'f-from-i': f's own weights, bias and peephole are unused
     else:
-        f = ract(zf)
+        f = ract(af)
         i = 1 - f  # IFG-1 'i-from-f': i's own weights, bias and peephole are unused
-    g = act(zc)
+    g = act(ac)
     c_new = f * c + i * g  # GATE-3: stored unclipped under every CLIP-1 reading
     if lw.P is not None:
         zo = zo + lw.P[1] * c_new  # PEEP-1: o sees c_t
-    if clip is not None:
-        zo = np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
-    o = ract(zo)
+    ao = zo if clip is None else np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
+    o = ract(ao)
     cell_in = c_new
     if clip is not None and config.clip_reading == "gate-inputs-and-cell":
         cell_in = np.clip(c_new, -clip, clip)  # CLIP-1: c_t is the input of the activation h too
-    h_new = o * act(cell_in)  # GATE-4
-    if lw.W_hr is not None:
-        h_new = h_new @ lw.W_hr.T  # PROJ-1
-    return h_new, c_new
+    act_c = act(cell_in)
+    m = o * act_c  # GATE-4
+    h_new = m @ lw.W_hr.T if lw.W_hr is not None else m  # PROJ-1
+    return StepTrace(h, c, (zi, zf, zc, zo), (ai, af, ac, ao), i, f, g, o, c_new, cell_in, act_c, m, h_new)
+
+
+@dataclass
+class StepGradients:
+    """Gradients of the loss with respect to one step's inputs and the weights it reads (canonical shapes)."""
+
+    dz: np.ndarray  # [B, 4, u]: w.r.t. the GATE-1 pre-activations, = w.r.t. zx_t (W x_t + b + b2)
+    dh_prev: np.ndarray  # [B, H]
+    dc_prev: np.ndarray  # [B, u]
+    dU: np.ndarray  # (4, u, H)
+    dP: np.ndarray | None  # (3, u), rows i, o, f (PEEP-1)
+    dW_hr: np.ndarray | None  # (p, u)
+
+
+def _clip_gate(dy: np.ndarray, x: np.ndarray, clip) -> np.ndarray:
+    """GRAD-4: d clip(x, -c, c)/dx = 1 for |x| < c, else 0 (0 at x = +-c: the minimum-norm sub-gradient)."""
+    return dy if clip is None else np.where(np.abs(x) < clip, dy, np.zeros_like(dy))
+
+
+def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.ndarray,
+                       dc: np.ndarray) -> StepGradients:
+    """Back-propagate one step: ``(dL/dh_t [B, H], dL/dc_t [B, u]) -> StepGradients`` (GRAD-1).
+
+    ``tr`` is the step's :class:`StepTrace`; ``dc`` is the gradient reaching c_t from outside the step
+    (the next step, the final state). The chain rule of :func:`lstm_step_trace` read backwards, with
+    ``f'`` the registry derivatives (ACT-*) and ``clip'`` of GRAD-4::
+
+        dm = dh W_hr (PROJ-1; dW_hr = dh^T m)     do = dm * act(cell_in)
+        dc_t = dc + dm * o * act'(cell_in) [* clip'(c_t)]          dz_o = do * ract'(a_o) * clip'(z_o)
+        dc_t += dz_o * P_o (PEEP-1)                                    di = dc_t * g   df = dc_t * c_{t-1}
+        dg = dc_t * i     dc_{t-1} = dc_t * f    IFG-1: di -= df (f = 1 - i) or df -= di (i = 1 - f)
+        dz_k = d(gate k) * f_k'(a_k) * clip'(z_k)                    dc_{t-1} += dz_i * P_i + dz_f * P_f
+        dh_{t-1} = dz U       dU = dz^T h_{t-1}                      dP = sum_b (dz_i c_{t-1}, dz_o c_t, dz_f c_{t-1})
+    """
+    ract, act = config.recurrent_act, config.act
+    clip = None if config.cell_clip is None else np.asarray(config.cell_clip, tr.c.dtype)
+    zi, zf, zc, zo = tr.z
+    ai, af, ac, ao = tr.a
+    dW_hr = None
+    if lw.W_hr is not None:  # PROJ-1: h_t = m W_hr^T
+        dW_hr = dh.T @ tr.m
+        dh = dh @ lw.W_hr
+    do = dh * tr.act_c  # GATE-4
+    dcell = dh * tr.o * act.derivative(tr.cell_in)
+    if clip is not None and config.clip_reading == "gate-inputs-and-cell":
+        dcell = _clip_gate(dcell, tr.c, clip)  # CLIP-1 reading: h's input is clip(c_t)
+    dc = dc + dcell
+    dzo = _clip_gate(do * ract.derivative(ao), zo, clip)
+    if lw.P is not None:
+        dc = dc + dzo * lw.P[1]  # PEEP-1: z_o sees c_t
+    di, df, dg, dc_prev = dc * tr.g, dc * tr.c_prev, dc * tr.i, dc * tr.f  # GATE-3
+    zero = np.zeros_like(dc)
+    if not config.input_forget:
+        dzi, dzf = ract.derivative(ai) * di, ract.derivative(af) * df
+    elif config.input_forget_reading == "f-from-i":
+        dzi, dzf = ract.derivative(ai) * (di - df), zero  # IFG-1: f = 1 - i
+    else:
+        dzi, dzf = zero, ract.derivative(af) * (df - di)  # IFG-1: i = 1 - f
+    dzi, dzf = _clip_gate(dzi, zi, clip), _clip_gate(dzf, zf, clip)
+    dzc = _clip_gate(dg * act.derivative(ac), zc, clip)
+    dP = None
+    if lw.P is not None:  # PEEP-1: rows i, o, f
+        dc_prev = dc_prev + dzi * lw.P[0] + dzf * lw.P[2]
+        dP = np.stack([(dzi * tr.c_prev).sum(0), (dzo * tr.c).sum(0), (dzf * tr.c_prev).sum(0)])
+    dz = np.stack([dzi, dzf, dzc, dzo], axis=1)  # GATE-1, gate order i, f, c, o
+    four, u, H = lw.U.shape
+    dz2 = dz.reshape(-1, four * u)
+    dh_prev = dz2 @ lw.U.reshape(four * u, H)
+    dU = (dz2.T @ tr.h_prev).reshape(four, u, H)
+    return StepGradients(dz, dh_prev, dc_prev, dU, dP, dW_hr)

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cell import input_preactivations, lstm_step, with_step_layout
+from .cell import StepTrace, input_preactivations, lstm_step_trace, with_step_layout
 from .config import Config
 from .weights import LayerWeights, Weights
 
-__all__ = ["LSTMResult", "lstm_forward", "run_direction", "lengths_to_mask", "MASKED_OUTPUT_RULES",
+__all__ = ["LSTMResult", "DirectionTape", "lstm_forward", "run_direction", "run_layers", "prepare_call",
+           "normalise_initial_state", "last_valid_index", "lengths_to_mask", "MASKED_OUTPUT_RULES",
            "LAST_OUTPUT_READINGS", "EMPTY_ROW_READINGS"]
 
 MASKED_OUTPUT_RULES = ("carry", "zero")  # MASK-2
@@ -53,6 +54,24 @@ class LSTMResult:
         return out
 
 
+@dataclass
+class DirectionTape:
+    """One direction's forward run as the backward pass reads it (reference/backward.py), processing order.
+
+    ``x[B, T, d]`` and ``mask[B, T]`` as the direction read them, ``lw`` the weights it ran with (step
+    layout), ``steps[t]`` each step's :class:`reference.cell.StepTrace`, ``y[B, T, H]`` its outputs and
+    ``last[B, H]`` its last output under the MASK-2 reading (what the merge of the last outputs received).
+    """
+
+    backwards: bool
+    x: np.ndarray
+    mask: np.ndarray | None
+    lw: LayerWeights
+    steps: list[StepTrace] = field(default_factory=list)
+    y: np.ndarray | None = None
+    last: np.ndarray | None = None
+
+
 def lengths_to_mask(lengths, timesteps: int) -> np.ndarray:
     """MASK-3: right-padded lengths -> boolean mask[B, T] (True = valid step)."""
     lengths = np.asarray(lengths)
@@ -65,19 +84,26 @@ def lengths_to_mask(lengths, timesteps: int) -> np.ndarray:
 
 def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndarray | None,
                   h0: np.ndarray, c0: np.ndarray, masked_output: str,
-                  empty_rows: str = "keep-initial") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  empty_rows: str = "keep-initial",
+                  tape: DirectionTape | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One direction over x[B, T, d] in the given (processing) order: :func:`lstm_step` per step.
 
-    Returns (y[B, T, hidden] in processing order, h_T, c_T). Everything is computed in x.dtype.
+    Returns (y[B, T, hidden] in processing order, h_T, c_T). Everything is computed in x.dtype. A
+    ``tape`` (backward pass only) receives the weights and every step's trace; the results are the same.
     """
     B, T, _ = x.shape
     lw = with_step_layout(lw)
+    if tape is not None:
+        tape.lw = lw
     zx = input_preactivations(lw, x)  # GATE-1 input half, all steps in one matrix product: [B, T, 4, u]
     h, c = h0, c0
     prev_out = np.zeros_like(h0)  # MASK-2: before the first valid step the "previous output" is zeros
     ys = np.empty((B, T, h0.shape[1]), x.dtype)
     for t in range(T):
-        h_new, c_new = lstm_step(config, lw, zx[:, t], h, c)
+        step = lstm_step_trace(config, lw, zx[:, t], h, c)  # = lstm_step, keeping the intermediates
+        h_new, c_new = step.h, step.c
+        if tape is not None:
+            tape.steps.append(step)
         if mask is None:
             h, c, out = h_new, c_new, h_new
         else:
@@ -93,13 +119,17 @@ def run_direction(lw: LayerWeights, config: Config, x: np.ndarray, mask: np.ndar
     return ys, h, c
 
 
+def last_valid_index(mask: np.ndarray) -> np.ndarray:
+    """MASK-2 'last-valid': each row's last valid processing step (T - 1 for a row with none)."""
+    T = mask.shape[1]
+    return T - 1 - np.argmax(mask[:, ::-1], axis=1)  # index of the last True per row
+
+
 def _last_valid(y: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """MASK-2 'last-valid': y (processing order) at each row's last valid step, zeros for a row with none."""
     if mask is None:
         return y[:, -1]
-    T = mask.shape[1]
-    last = T - 1 - np.argmax(mask[:, ::-1], axis=1)  # index of the last True per row
-    out = y[np.arange(y.shape[0]), last]
+    out = y[np.arange(y.shape[0]), last_valid_index(mask)]
     return np.where(mask.any(axis=1)[:, None], out, np.zeros_like(out))
 
 
@@ -116,7 +146,7 @@ def _merge(config: Config, yf: np.ndarray, yb: np.ndarray):
     return (yf, yb)
 
 
-def _normalise_initial_state(config: Config, initial_state, B: int, dt):
+def normalise_initial_state(config: Config, initial_state, B: int, dt):
     """STATE-1: None (zeros), a pair (h0, c0) for a one-layer one-direction config, or
     ``[[(h0, c0) per direction] per layer]``."""
     H, u = config.hidden_size, config.units
@@ -140,18 +170,9 @@ def _normalise_initial_state(config: Config, initial_state, B: int, dt):
     return out
 
 
-def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None, initial_state=None,
-                 masked_output: str = "carry", last_output: str = "last-step", empty_rows: str = "keep-initial",
-                 dtype: str | None = None) -> LSTMResult:
-    """Run the configured LSTM (stack) on batch-major ``x[B, T, input_dim]``.
-
-    ``mask[B, T]`` (True = valid) or right-padded ``lengths[B]`` (MASK-1..MASK-3); ``masked_output``
-    'carry' (Keras default) or 'zero' (Keras zero_output_for_mask, cuDNN, torch packed, ONNX) (MASK-2).
-    ``last_output`` (a MASK-2 reading, :data:`LAST_OUTPUT_READINGS`) is how the last layer's last output
-    (return_sequences=False) treats a masked last step; ``empty_rows`` (a MASK-3 reading,
-    :data:`EMPTY_ROW_READINGS`) is the final state of a row with no valid step.
-    ``dtype`` (default ``config.dtype``) is the precision of every operation.
-    """
+def prepare_call(config: Config, weights: Weights, x, mask, lengths, masked_output: str, last_output: str,
+                 empty_rows: str, dtype: str | None) -> tuple[np.dtype, np.ndarray, np.ndarray | None]:
+    """Validate one call's arguments: ``(dtype, x in that dtype, mask or None)`` (SHAPE-1, MASK-1..MASK-3)."""
     dt = np.dtype(dtype or config.dtype)
     if dt.name not in ("float16", "float32", "float64"):
         raise ValueError(f"dtype={dt.name!r}: allowed values are float16, float32, float64")
@@ -175,22 +196,54 @@ def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None
         if mask.shape != (B, T) or mask.dtype != np.bool_:
             raise ValueError(f"mask: shape {mask.shape} dtype {mask.dtype}, expected bool ({B}, {T})")
     weights.check(config)
+    return dt, x, mask
+
+
+def lstm_forward(config: Config, weights: Weights, x, *, mask=None, lengths=None, initial_state=None,
+                 masked_output: str = "carry", last_output: str = "last-step", empty_rows: str = "keep-initial",
+                 dtype: str | None = None) -> LSTMResult:
+    """Run the configured LSTM (stack) on batch-major ``x[B, T, input_dim]``.
+
+    ``mask[B, T]`` (True = valid) or right-padded ``lengths[B]`` (MASK-1..MASK-3); ``masked_output``
+    'carry' (Keras default) or 'zero' (Keras zero_output_for_mask, cuDNN, torch packed, ONNX) (MASK-2).
+    ``last_output`` (a MASK-2 reading, :data:`LAST_OUTPUT_READINGS`) is how the last layer's last output
+    (return_sequences=False) treats a masked last step; ``empty_rows`` (a MASK-3 reading,
+    :data:`EMPTY_ROW_READINGS`) is the final state of a row with no valid step.
+    ``dtype`` (default ``config.dtype``) is the precision of every operation.
+    """
+    dt, x, mask = prepare_call(config, weights, x, mask, lengths, masked_output, last_output, empty_rows, dtype)
     w = weights.astype(dt)
-    states0 = _normalise_initial_state(config, initial_state, B, dt)
+    states0 = normalise_initial_state(config, initial_state, x.shape[0], dt)
+    return run_layers(config, w, x, mask, states0, masked_output, last_output, empty_rows)
+
+
+def run_layers(config: Config, w: Weights, x: np.ndarray, mask: np.ndarray | None, states0, masked_output: str,
+               last_output: str, empty_rows: str, tapes: list | None = None) -> LSTMResult:
+    """The layers and directions of :func:`lstm_forward` on validated arguments (``w``, ``x`` in one dtype).
+
+    ``tapes`` (backward pass only) receives ``tapes[l][d]``, a :class:`DirectionTape` per layer and direction.
+    """
     result = LSTMResult(output=None)
     inp = x
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):  # NUM-2: overflow is reported, not raised
         for l in range(config.num_layers):
             hs, cs, ys, lasts = [], [], [], []
+            if tapes is not None:
+                tapes.append([])
             for d in range(config.num_directions):
                 backwards = config.go_backwards or d == 1  # DIR-1, BIDI-1
                 xi = inp[:, ::-1] if backwards else inp
                 mi = None if mask is None else (mask[:, ::-1] if backwards else mask)
-                y, h, c = run_direction(w.layers[l][d], config, xi, mi, *states0[l][d], masked_output, empty_rows)
+                tape = None if tapes is None else DirectionTape(backwards, xi, mi, w.layers[l][d])
+                y, h, c = run_direction(w.layers[l][d], config, xi, mi, *states0[l][d], masked_output, empty_rows,
+                                        tape)
                 if last_output == "last-valid":
                     lasts.append(_last_valid(y, mi))  # MASK-2: in processing order, before any flip
                 else:
                     lasts.append(y[:, -1])
+                if tape is not None:
+                    tape.y, tape.last = y, lasts[-1]
+                    tapes[l].append(tape)
                 if d == 1:
                     y = y[:, ::-1]  # BIDI-1: the backward sequence is returned in original time order
                 # DIR-2: go_backwards (d == 0) keeps processing order, as Keras does.
