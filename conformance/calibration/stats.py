@@ -34,9 +34,9 @@ MARGIN = 4.0  # K >= MARGIN x the largest ratio of a correct backend
 #: error models the calibration compares (the current one first); only K and floor_ulps are suggested,
 #: for the current model -- the others are measurements for a decision about the model itself.
 MODELS = {
-    "NUM-1": "current: ratio = err_impl / max(err_oracle, floor), floor at scale max(1, max|y|)",
-    "NUM-1+spread": "err_oracle widened to the max over SPREAD_SAMPLES more references on 1-ulp-nudged inputs",
-    "NUM-1 |y|-floor": "floor at scale max|y| instead of max(1, max|y|)",
+    "NUM-1": "current (v2): err_oracle over the dtype run and nudged references; floor at scale max|y|",
+    "NUM-1+spread": "err_oracle widened further by SPREAD_SAMPLES more references on 1-ulp-nudged inputs",
+    "NUM-1 1-floor": "floor at scale max(1, max|y|) instead of max|y| (the v1 floor)",
 }
 
 
@@ -55,14 +55,14 @@ class Row:
 
     def ratio(self, floor_ulps: float = errors.FLOOR_ULPS, model: str = "NUM-1") -> float:
         """The ratio under ``floor_ulps`` and one of :data:`MODELS`."""
-        scale = self.ymax if model == "NUM-1 |y|-floor" else errors.output_scale(self.ymax)
+        scale = errors.output_scale(self.ymax) if model == "NUM-1 1-floor" else errors.floor_scale(self.ymax)
         oracle = max(self.err_oracle, self.err_spread) if model == "NUM-1+spread" else self.err_oracle
         return errors.ratio(self.err_impl, oracle, self.dtype, scale, floor_ulps)
 
     @property
     def floor_decides(self) -> bool:
         """The current floor, not the oracle, is the ratio's denominator."""
-        return self.err_oracle < errors.floor(self.dtype, errors.output_scale(self.ymax))
+        return self.err_oracle < errors.floor(self.dtype, errors.floor_scale(self.ymax))
 
     def to_json(self) -> dict:
         return {"dtype": self.dtype, "err_impl": self.err_impl, "err_oracle": self.err_oracle,
