@@ -208,6 +208,14 @@ def cmd_calibrate(args) -> int:
     return run_calibration(args.backend, args.cases, args.seed, Path(args.json) if args.json else None)
 
 
+def cmd_false_alarms(args, extra: list[str]) -> int:
+    from .calibration import run_false_alarms
+
+    _require_installed([args.backend])
+    return run_false_alarms(args.backend, args.seeds, Path(args.report_dir), thorough=not args.no_thorough,
+                            extra=extra)
+
+
 def _require_installed(names: list[str]) -> None:
     """ImportError (exit 3) for an explicitly requested backend whose framework is not installed here."""
     from .adapters import all_names, load
@@ -304,6 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     pc.add_argument("--json", metavar="FILE", help="write the measurements here (checked before the run starts)")
     pc.add_argument("--merge", nargs="+", metavar="FILE", help="merge calibration JSON files instead of measuring")
     pc.set_defaults(func=cmd_calibrate)
+
+    pf = sub.add_parser("false-alarms", help="run a backend under several random seeds and the thorough profile; "
+                                              "list every check that did not pass")
+    pf.add_argument("--backend", required=True)
+    pf.add_argument("--seeds", type=_bounded(0, 1000), default=5, help="dev-profile runs, each with a random seed")
+    pf.add_argument("--no-thorough", action="store_true", help="skip the thorough-profile run")
+    pf.add_argument("--report-dir", default="reports/false-alarms")
+    pf.set_defaults(func=cmd_false_alarms, takes_extra=True)
     return p
 
 
