@@ -51,7 +51,10 @@ def _is_final() -> bool:
 
 
 def _exception_line(exc: BaseException) -> str:
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
+    """The framework's own exception, type and first line of its message. Not the last line of
+    format_exception_only: notes added to an exception (JAX's traceback-filtering note) come after it."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 @dataclass(repr=False)
@@ -110,13 +113,13 @@ class Checker:
     # ---- recording ------------------------------------------------------------------------------------
     def _result(self, kind: CheckKind, verdict: Verdict, *, case: Case | None = None, config: dict | None = None,
                 judgement: Judgement | None = None, message: str = "", duration: float = 0.0,
-                repro: str | None = None, finding: XfailEntry | None = None) -> Result:
+                repro: str | None = None, finding: XfailEntry | None = None, traceback: str | None = None) -> Result:
         a = self.adapter
         rules = list(self.rules) + [r for r in a.exercises if r not in self.rules]
         res = Result(adapter=a.name, verdict=verdict, property=self.property, check=kind, test=self.test_id,
                      variant=self.variant, framework=a.framework, versions=a.versions(), device=self.device,
                      rules=rules, message=message, duration=round(duration, 6), repro=repro, config=config,
-                     dtype=(config or {}).get("dtype"))
+                     dtype=(config or {}).get("dtype"), traceback=traceback)
         if judgement is not None:
             res.metrics, res.kernel_path, res.precision = judgement.metrics, judgement.kernel_path, judgement.precision
             if verdict is not Verdict.PASS:
@@ -166,7 +169,8 @@ class Checker:
             if _is_final():
                 verdict = Verdict.XFAIL if self.expect_fail else Verdict.CRASH
                 known = f"{self.expect_fail.describe()}: " if self.expect_fail else ""
-                record(verdict, message=known + message, repro=self._blob(case, kind), finding=self.expect_fail)
+                record(verdict, message=known + message, repro=self._blob(case, kind), finding=self.expect_fail,
+                       traceback="".join(traceback.format_exception(exc)))
             raise
         if j.ok:
             record(Verdict.PASS, judgement=j)

@@ -107,6 +107,7 @@ class Result:
     dtype: str | None = None
     seed: int | None = None
     run: str | None = None
+    traceback: str | None = None  # a crash's full traceback (the message keeps the exception's first line)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -164,7 +165,7 @@ class Result:
         else:
             kw["check"] = _LEGACY_KIND.get(str(kw["property"]), CheckKind.FORWARD)
         _expect(kw, str, "adapter", "property", "test", "variant", "framework", "message", "kernel_path",
-                "precision", "repro", "dtype", "run", "device")
+                "precision", "repro", "dtype", "run", "device", "traceback")
         _expect(kw, dict, "versions", "metrics")
         _expect(kw, list, "rules", "implicated")
         _expect(kw, (int, float), "duration")
