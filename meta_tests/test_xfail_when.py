@@ -96,3 +96,18 @@ def test_shipped_xfail_files_parse():
     for backend in backends:
         for entry in load_xfails(backend):
             assert entry.rule and entry.reason, entry.source
+
+
+def test_a_finding_whose_cases_pass_is_counted_as_fixed_here(tmp_path):
+    """On the correct numpy adapter a finding's described cases pass: the stats show it, so the plugin can
+    say "fixed here?" instead of silently ignoring a stale entry."""
+    from conformance.adapters.numpy_ref import NumpyAdapter
+
+    (entry,) = _findings(tmp_path, 'when = { dtype = "float64" }')
+    cfg = Config(input_dim=2, units=3, dtype="float64")
+    case = Case(cfg, random_weights(cfg, np.random.default_rng(1)), np.random.default_rng(2).normal(size=(2, 4, 2)))
+    stats: dict = {}
+    checker = Checker(target=Target(NumpyAdapter()), sink=None, rules=("GATE-1",), test_id="t", property="p",
+                      case_xfails=(entry,), finding_stats=stats)
+    checker.forward(case)
+    assert stats[entry.source] == {"rule": "GATE-1", "versions": "*", "pass": 1, "xfail": 0}

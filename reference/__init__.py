@@ -26,7 +26,6 @@ from .weights import (
     keras_default_weights,
     random_weights,
     unit_forget_bias,
-    zeros_like_weights,
 )
 
 __all__ = [
@@ -35,7 +34,7 @@ __all__ = [
     "Gradients", "lstm_backward", "LSTMResult", "lengths_to_mask", "lstm_forward", "from_flax",
     "from_keras", "from_onnx", "from_torch", "to_flax", "to_keras", "to_onnx", "to_torch", "CONVENTIONS",
     "layer_param_counts", "model_param_counts", "param_count", "parse_model", "output_shapes", "GATES",
-    "LayerWeights", "Weights", "keras_default_weights", "random_weights", "zeros_like_weights",
+    "LayerWeights", "Weights", "keras_default_weights", "random_weights",
     "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems",
     # readings of ambiguous or silent texts (spec/README.md "Readings")
     "CLIP_READINGS", "INPUT_FORGET_READINGS", "LAST_OUTPUT_READINGS", "EMPTY_ROW_READINGS", "PARAMETER_ORDERS",

@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import Config
 
-__all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights", "zeros_like_weights",
+__all__ = ["GATES", "LayerWeights", "Weights", "random_weights", "keras_default_weights",
            "DEFAULT_ACTIVATIONS", "ORTHOGONALITY_TOLERANCE", "default_init_problems", "UNIT_FORGET_BIAS_READINGS",
            "unit_forget_bias"]
 
@@ -143,11 +143,6 @@ def random_weights(config: Config, seed: int | np.random.Generator = 0, scale: f
             dirs.append(lw)
         layers.append(dirs)
     return Weights(layers)
-
-
-def zeros_like_weights(weights: Weights) -> Weights:
-    return Weights([[LayerWeights(**{k: np.zeros_like(v) for k, v in lw.arrays().items()}) for lw in dirs]
-                    for dirs in weights.layers])
 
 
 def unit_forget_bias(initial: np.ndarray, reading: str = "forced-zeros") -> np.ndarray:

@@ -69,6 +69,9 @@ class Checker:
     expect_fail: XfailEntry | None = None  # the whole test is a known finding
     case_xfails: tuple[XfailEntry, ...] = ()  # findings that cover only the cases they describe
     save_repros: bool = True
+    #: per finding (entry.source): how many cases it describes passed / failed as known, so a finding whose
+    #: cases all pass now is reported as *fixed here* (plugin terminal summary and run.json)
+    finding_stats: dict | None = None
 
     def __repr__(self) -> str:  # hypothesis prints the fixture in falsifying examples: keep it one word
         return f"check[{self.adapter.name}:{self.variant}]"
@@ -137,6 +140,13 @@ class Checker:
         if self.sink is not None:
             self.sink.record(result)
 
+    def _count_finding(self, case: Case | None, outcome: str, entry: XfailEntry | None = None) -> None:
+        entry = entry or self._case_xfail(case)
+        if entry is not None and self.finding_stats is not None:
+            stats = self.finding_stats.setdefault(entry.source, {"rule": entry.rule, "versions": entry.versions,
+                                                                 "pass": 0, "xfail": 0})
+            stats[outcome] += 1
+
     def _case_xfail(self, case: Case | None) -> XfailEntry | None:
         if case is None or not self.case_xfails:
             return None
@@ -165,6 +175,7 @@ class Checker:
             entry = self._case_xfail(case)
             if entry is not None:  # a known crash for this kind of case: recorded, the test goes on
                 record(Verdict.XFAIL, message=f"{entry.describe()}: {message}", finding=entry)
+                self._count_finding(case, "xfail", entry)
                 reject()
             if _is_final():
                 verdict = Verdict.XFAIL if self.expect_fail else Verdict.CRASH
@@ -174,6 +185,7 @@ class Checker:
             raise
         if j.ok:
             record(Verdict.PASS, judgement=j)
+            self._count_finding(case, "pass")
             return
         if j.inconclusive:  # proves nothing either way: counted and shown, never a pass or a fail
             record(Verdict.INCONCLUSIVE, judgement=j, message=j.inconclusive)
@@ -181,6 +193,7 @@ class Checker:
         entry = self._case_xfail(case)
         if entry is not None:  # a known disagreement for this kind of case: recorded, the test goes on
             record(Verdict.XFAIL, judgement=j, message=f"{entry.describe()}: {j.message}", finding=entry)
+            self._count_finding(case, "xfail", entry)
             return
         if not _is_final():
             raise CheckFailure(j.message)  # hypothesis is still shrinking: record only the minimal example

@@ -44,7 +44,8 @@ def pytest_configure(config):
 
         settings.load_profile("dev")
     _CONFIG["config"] = config
-    config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "isatty": sys.stdout.isatty()}
+    config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
+                                "isatty": sys.stdout.isatty()}
     # bad input is one line at start-up, not one collection error per property module
     known = all_names()
     for n in config.getoption("--backend"):
@@ -216,7 +217,8 @@ def check(request, backend_variant) -> Checker:
         skip(f"{name}:{variant}: {reason}")
     return Checker(target=Target(adapter, variant, device), sink=writer, rules=rules, test_id=request.node.nodeid,
                    property=prop, expect_fail=request.node.stash.get(_XFAIL_KEY, None),
-                   case_xfails=request.node.stash.get(_CASE_XFAILS_KEY, ()))
+                   case_xfails=request.node.stash.get(_CASE_XFAILS_KEY, ()),
+                   finding_stats=config.stash[_STATE_KEY]["findings"])
 
 
 def pytest_runtest_logfinish(nodeid, location):
@@ -250,6 +252,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     xpassed = [r.nodeid for r in terminalreporter.stats.get("xpassed", [])]
     for nodeid in xpassed:
         terminalreporter.write_line(f"lstm-conformance: xfail entry now passes, remove it: {nodeid}", yellow=True)
+    for source, st in sorted(state["findings"].items()):
+        if st["pass"] and not st["xfail"]:
+            terminalreporter.write_line(f"lstm-conformance: fixed here? finding {source} ({st['rule']}, "
+                                        f"{st['versions']}): all {st['pass']} cases it describes passed", yellow=True)
     for name in _selected(config):
         adapter = _adapter(config, name)
         if isinstance(adapter, str):
@@ -265,6 +271,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     writer: ResultWriter = state["writer"]
     status = "finished" if exitstatus in (0, 1) else "interrupted"
+    # per known finding: cases it describes that passed / failed as known ("fixed here" when none failed)
+    writer.run_info["findings"] = state["findings"]
     writer.close(status=status)
     if writer.executed == 0 and exitstatus == 0:
         # a conformance run that checked nothing must not pass
