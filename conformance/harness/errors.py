@@ -136,21 +136,29 @@ def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype, dtype: str, *, k: fl
         values = [peak] if peak is not None else []
         values += [float(np.max(np.abs(a[~inside]))) for a in (ref64, *oracles) if (~inside).any()]
         top = "a non-finite value" if not all(map(math.isfinite, values)) else f"|value| {max(values):.3g}"
-        return Comparison(0.0, 0.0, 0.0, 0.0, False, True, 0, note="", inconclusive=(
-            f"NUM-2: the case leaves {dtype}'s safe range ({top}, limit {limit:.3g}) in the float64 reference "
-            "or an equally valid rounding of it"))
+        # the numbers over the in-range positions are kept for the record; the verdict is inconclusive
+        cmp = _measure(impl[inside], ref64[inside], [o[inside] for o in oracles], dtype, k, floor_ulps)
+        cmp.out_of_range, cmp.passed = True, False
+        cmp.inconclusive = (f"NUM-2: the case leaves {dtype}'s safe range ({top}, limit {limit:.3g}) in the float64 "
+                            "reference or an equally valid rounding of it")
+        return cmp
+    cmp = _measure(impl, ref64, oracles, dtype, k, floor_ulps)
+    if cmp.oracle_bits is not None and cmp.oracle_bits < CONDITIONING_SHARE * _mantissa_bits(dtype):
+        cmp.passed = False
+        cmp.inconclusive = (f"NUM-6: ill-conditioned: equally valid roundings of the case differ by {cmp.err_oracle:.3g} "
+                            f"at output scale {output_scale(cmp.ymax):.3g} (only {cmp.oracle_bits:.1f} of "
+                            f"{_mantissa_bits(dtype)} mantissa bits agree)")
+    return cmp
+
+
+def _measure(impl, ref64, oracles, dtype: str, k: float, floor_ulps: float) -> Comparison:
+    """NUM-1 over values that are all in range: errors, floor, ratio, effective bits."""
     ymax = float(np.max(np.abs(ref64))) if ref64.size else 0.0
     scale = output_scale(ymax)
     fl = floor(dtype, floor_scale(ymax), floor_ulps)
     err_oracle = max((float(np.max(np.abs(o - ref64))) for o in oracles), default=0.0) if ref64.size else 0.0
     oracle_bits = effective_bits(err_oracle, scale, dtype)
     compared = int(ref64.size)
-    if oracle_bits < CONDITIONING_SHARE * _mantissa_bits(dtype):
-        return Comparison(math.nan, err_oracle, fl, math.nan, False, False, compared, ymax=ymax,
-                          oracle_bits=oracle_bits, inconclusive=(
-                              f"NUM-6: ill-conditioned: equally valid roundings of the case differ by {err_oracle:.3g} "
-                              f"at output scale {scale:.3g} (only {oracle_bits:.1f} of {_mantissa_bits(dtype)} "
-                              f"mantissa bits agree)"))
     if not np.all(np.isfinite(impl)):
         # the implementation produced inf/nan where every reference is finite and in range
         worst = int(np.flatnonzero(~np.isfinite(impl))[0])
