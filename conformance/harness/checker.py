@@ -76,6 +76,9 @@ class Checker:
     def __repr__(self) -> str:  # hypothesis prints the fixture in falsifying examples: keep it one word
         return f"check[{self.adapter.name}:{self.variant}]"
 
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' pretty printer looks for this first
+        printer.text(repr(self))
+
     adapter = property(lambda self: self.target.adapter)
     variant = property(lambda self: self.target.variant)
     device = property(lambda self: self.target.device)
@@ -93,24 +96,30 @@ class Checker:
             pytest.skip(reason)
 
     def forward(self, case: Case, *, states: bool = True) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.FORWARD, case, lambda: judge_forward(self.target, case, states=states))
 
     def shapes(self, case: Case) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.SHAPES, case, lambda: judge_shapes(self.target, case))
 
     def params(self, case: Case) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.PARAMS, case, lambda: judge_params(self.target, case))
 
     def continuation(self, case: Case, split: int, *, stateful: bool) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         # the split point travels with the case description, so a repro blob replays this exact check
         case = dataclasses.replace(case, extra={**case.extra, "split": split})
         kind = CheckKind.STATEFUL if stateful else CheckKind.CONTINUATION
         self._check(kind, case, lambda: judge_continuation(self.target, case, split, stateful=stateful))
 
     def precision(self, case: Case) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.PRECISION, case, lambda: judge_precision(self.target, case))
 
     def defaults(self, config: Config) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.DEFAULTS, None, lambda: judge_defaults(self.target, config), config=config.to_dict())
 
     # ---- recording ------------------------------------------------------------------------------------
@@ -161,6 +170,7 @@ class Checker:
 
     def _check(self, kind: CheckKind, case: Case | None, judge: Callable[[], Judgement], *,
                config: dict | None = None) -> None:
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         """Run ``judge`` and record its verdict. Unsupported -> reject the draw; an adapter exception is a
         crash (recorded when final, then re-raised); a known finding is recorded as xfail."""
         t0 = time.perf_counter()

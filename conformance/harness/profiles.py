@@ -1,12 +1,15 @@
 """Hypothesis profiles: ``dev`` (quick), ``ci`` (derandomized, gating), ``thorough`` (release checks)."""
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 _COMMON = dict(
     deadline=None,  # framework builds and traces vary wildly in time; speed is measured in bench/
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much,
                            HealthCheck.data_too_large, HealthCheck.differing_executors],
     print_blob=True,
+    # no 'explain' phase: its "lines always and only run by failing cases" are the harness's own, not the
+    # framework's, and bury the failure's one-line message; the record and repro blob carry the detail
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 
 settings.register_profile("dev", max_examples=10, **_COMMON)

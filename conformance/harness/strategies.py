@@ -79,6 +79,12 @@ class Case:
             **self.extra,
         }
 
+    def __repr__(self) -> str:  # hypothesis prints drawn values in a falsifying example: one line, no arrays
+        return f"Case({self.brief()})"
+
+    def _repr_pretty_(self, printer, cycle) -> None:  # hypothesis' pretty printer looks for this first
+        printer.text(repr(self))
+
     def brief(self) -> str:
         """The case in one line: the fields that differ from the defaults, sizes and input options."""
         cfg = self.config
