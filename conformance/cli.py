@@ -212,7 +212,7 @@ def cmd_false_alarms(args, extra: list[str]) -> int:
     from .calibration import run_false_alarms
 
     _require_installed([args.backend])
-    return run_false_alarms(args.backend, args.seeds, Path(args.report_dir), thorough=not args.no_thorough,
+    return run_false_alarms(args.backend, args.seeds, Path(args.report_dir), thorough=args.thorough_runs,
                             extra=extra)
 
 
@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "list every check that did not pass")
     pf.add_argument("--backend", required=True)
     pf.add_argument("--seeds", type=_bounded(0, 1000), default=5, help="dev-profile runs, each with a random seed")
-    pf.add_argument("--no-thorough", action="store_true", help="skip the thorough-profile run")
+    pf.add_argument("--thorough-runs", type=_bounded(0, 100), default=1,
+                    help="thorough-profile runs, each with a random seed (0: none)")
     pf.add_argument("--report-dir", default="reports/false-alarms")
     pf.set_defaults(func=cmd_false_alarms, takes_extra=True)
     return p

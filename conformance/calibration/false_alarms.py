@@ -2,7 +2,7 @@
 
 CI's derandomized profile draws the same cases every time, which can hide what users draw. This runs the
 properties on one backend under the ``dev`` profile with several random hypothesis seeds, plus the
-``thorough`` profile once, each run a separate pytest process writing its own results, and lists every
+``thorough`` profile (random seeds too), each run a separate pytest process writing its own results, and lists every
 check that did not pass: fails and crashes (false alarms unless a finding explains them), inconclusive
 cases with their reason, and the known findings (xfails) seen.
 """
@@ -36,7 +36,7 @@ class Tally:
 
 
 def _one_run(backend: str, profile: str, seed: int | None, report_dir: Path, extra: list[str]) -> tuple[Path, int, float]:
-    run_id = validate_run_id(f"fa-{backend}-{profile}" + (f"-{seed}" if seed is not None else ""))
+    run_id = validate_run_id(f"fa-{backend}-{profile}-{seed}")
     argv = [sys.executable, "-m", "pytest", str(PROPERTIES), "-q", "-p", "no:cacheprovider", "--backend", backend,
             "--hypothesis-profile", profile, "--report-dir", str(report_dir), "--run-id", run_id, *extra]
     if seed is not None:
@@ -46,14 +46,14 @@ def _one_run(backend: str, profile: str, seed: int | None, report_dir: Path, ext
     return report_dir / run_id, proc.returncode, time.perf_counter() - t0
 
 
-def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: bool = True, extra=(),
+def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: int = 1, extra=(),
                      out=sys.stdout) -> int:
     """Run and summarise; 0 when nothing failed or crashed outside the known findings, else 1."""
     if seeds < 0:
         raise ValueError(f"--seeds {seeds}: expected a count >= 0")
-    plan = [("dev", random.SystemRandom().randrange(2**32)) for _ in range(seeds)]
-    if thorough:
-        plan.append(("thorough", None))
+    rng = random.SystemRandom()
+    plan = [("dev", rng.randrange(2**32)) for _ in range(seeds)] + [("thorough", rng.randrange(2**32))
+                                                                   for _ in range(thorough)]
     tally = Tally()
     for profile, seed in plan:
         run_dir, rc, seconds = _one_run(backend, profile, seed, Path(report_dir), list(extra))

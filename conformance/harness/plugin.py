@@ -37,12 +37,19 @@ def pytest_addoption(parser):
     g.addoption("--run-id", default=None, help="name of this run's directory (default: timestamp + backends)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before hypothesis' own pytest_configure reads --hypothesis-seed
 def pytest_configure(config):
     config.addinivalue_line("markers", "rules(*ids): spec rule IDs a property checks")
-    if not config.getoption("hypothesis_profile", None):
-        from hypothesis import settings
+    from hypothesis import settings
 
+    profile = config.getoption("hypothesis_profile", None)
+    if not profile:
         settings.load_profile("dev")
+    if config.getoption("hypothesis_seed", None) is None and not settings.get_profile(profile or "dev").derandomize:
+        # a random run still gets one recorded seed (run.json, report), so `--hypothesis-seed S` replays it
+        import random
+
+        config.option.hypothesis_seed = str(random.SystemRandom().randrange(2**32))
     _CONFIG["config"] = config
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
                                 "isatty": sys.stdout.isatty()}
