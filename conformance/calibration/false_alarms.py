@@ -65,6 +65,9 @@ def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: in
               + ", ".join(f"{v} {c}" for v, c in sorted(n.items())), file=out)
         for line in problems:
             print(f"    note: {line}", file=out)
+        if rc not in (0, 1) or not records:  # a run that could not start or checked nothing proves nothing
+            tally.unexplained.append(f"{profile} seed {seed}: the run exited {rc} with {len(records)} records "
+                                     f"(see {run_dir})")
         for r in records:
             tally.counts[r.verdict.value] += 1
             tally.value_checks += r.check in VALUE_CHECKS and r.verdict is not Verdict.SKIP
