@@ -136,6 +136,11 @@ CASES = [
     bad(USAGE, "missing.json", "calibrate", "--merge", "missing.json"),
     bad(USAGE, "bad.json", "calibrate", "--merge", "bad.json"),
     bad(USAGE, "empty", "calibrate", "--merge", "empty"),
+    # false-alarms
+    bad(USAGE, "--backend", "false-alarms"),
+    bad(USAGE, "--backend 'nope'", "false-alarms", "--backend", "nope"),
+    bad(USAGE, "--seeds", "false-alarms", "--backend", "numpy", "--seeds", "-1"),
+    bad(USAGE, "--thorough-runs", "false-alarms", "--backend", "numpy", "--thorough-runs", "many"),
 ]
 
 

@@ -32,7 +32,8 @@ MAX_INCONCLUSIVE = 0.15
 PLAN = {
     "broken-gate-swap": (judge_forward, dict(mask=False, initial_state=False)),
     "broken-no-forget-bias": (judge_forward, dict(mask=False, initial_state=False)),
-    "broken-go-backwards-unreversed": (judge_forward, dict(fixed={"go_backwards": True, "bidirectional": False})),
+    "broken-go-backwards-unreversed": (judge_forward, dict(fixed={"go_backwards": True, "bidirectional": False,
+                                                                  "return_sequences": True})),
     "broken-padded-end-state": (judge_forward, dict(mask=True)),
     "broken-keras2-hard-sigmoid": (judge_forward, dict(fixed={"recurrent_activation": "hard_sigmoid_keras3",
                                                               "num_layers": 1}, mask=False, initial_state=False)),

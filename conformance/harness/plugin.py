@@ -53,23 +53,6 @@ def pytest_configure(config):
     _CONFIG["config"] = config
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
                                 "isatty": sys.stdout.isatty()}
-    # bad input is one line at start-up, not one collection error per property module
-    known = all_names()
-    for n in config.getoption("--backend"):
-        if n not in known:
-            raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(known)}")
-    run_id = config.getoption("--run-id")
-    if run_id is not None:
-        try:
-            validate_run_id(run_id)
-        except ValueError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    if config.option.help:
-        return
-    problem = _environment_problem(config)
-    if problem:
-        # one line on stderr and exit 3 before any collection: 14 skipped properties would hide it
-        pytest.exit(f"lstm-conformance: {problem}", returncode=3)
 
 
 def _environment_problem(config) -> str | None:
@@ -90,6 +73,28 @@ def _environment_problem(config) -> str | None:
         except NotWritable as exc:
             return str(exc)
     return None
+
+
+def pytest_sessionstart(session):
+    """Bad input is one line at start-up, not one collection error per property module. Checked here, after
+    every plugin's pytest_configure, so plugins that register adapters (meta tests) are seen."""
+    config = session.config
+    known = all_names()
+    for n in config.getoption("--backend"):
+        if n not in known:
+            raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(known)}")
+    run_id = config.getoption("--run-id")
+    if run_id is not None:
+        try:
+            validate_run_id(run_id)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if config.option.help:
+        return
+    problem = _environment_problem(config)
+    if problem:
+        # one line on stderr and exit 3 before any collection: 14 skipped properties would hide it
+        pytest.exit(f"lstm-conformance: {problem}", returncode=3)
 
 
 def _selected(config) -> list[str]:
