@@ -53,17 +53,23 @@ def pytest_configure(config):
     _CONFIG["config"] = config
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
                                 "isatty": sys.stdout.isatty()}
+    if not config.option.help:
+        problem = _environment_problem(config)
+        if problem:
+            # one line on stderr and exit 3 before any collection: 14 skipped properties would hide it
+            pytest.exit(f"lstm-conformance: {problem}", returncode=3)
 
 
 def _environment_problem(config) -> str | None:
     """Why this run cannot do what was asked here: an explicitly requested backend that is not installed,
     ``--device gpu`` that no selected backend sees, or a ``--report-dir`` that cannot be written."""
+    known = all_names()  # an unknown name is a usage error, reported at session start
     for name in config.getoption("--backend"):
-        adapter = _adapter(config, name)
+        adapter = _adapter(config, name) if name in known else None
         if isinstance(adapter, str):
             return f"--backend {adapter}; run it where its framework is installed (e.g. tox -e {name})"
     if config.getoption("--device") == "gpu":
-        adapters = [a for a in (_adapter(config, n) for n in _selected(config)) if isinstance(a, Adapter)]
+        adapters = [a for a in (_adapter(config, n) for n in _selected(config) if n in known) if isinstance(a, Adapter)]
         if not any("gpu" in a.devices() for a in adapters):
             seen = ", ".join(f"{a.name} ({'/'.join(a.devices())})" for a in adapters) or "no installed backend"
             return f"--device gpu: no GPU visible to any selected backend ({seen}); use --device cpu"
@@ -89,12 +95,6 @@ def pytest_sessionstart(session):
             validate_run_id(run_id)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
-    if config.option.help:
-        return
-    problem = _environment_problem(config)
-    if problem:
-        # one line on stderr and exit 3 before any collection: 14 skipped properties would hide it
-        pytest.exit(f"lstm-conformance: {problem}", returncode=3)
 
 
 def _selected(config) -> list[str]:
