@@ -68,3 +68,12 @@ def test_a_second_writer_on_the_same_run_is_refused(tmp_path):
     finally:
         first.close()
     ResultWriter(tmp_path / "r", {"run_id": "r"}).close()  # free again once the first one closed
+
+
+@needs_script
+def test_calibrate_and_repro_through_the_console_script(tmp_path):
+    out = cli("calibrate", "--backend", "numpy", "--cases", "5", "--json", "cal.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "suggested: K =" in out.stdout and json.loads((tmp_path / "cal.json").read_text())
+    merged = cli("calibrate", "--merge", "cal.json", cwd=tmp_path)
+    assert merged.returncode == 0 and "suggested" in merged.stdout, merged.stderr
