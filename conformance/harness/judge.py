@@ -108,8 +108,9 @@ def judge_outputs(case: Case, out: Output, ref64, refdt, *, states: bool = True,
 
     cmp = errors.compare(flat(out), flat(ref64), [flat(r) for r in refs], case.config.dtype)
     metrics = {**cmp.to_dict(), "shapes": got, **extra}
-    if cmp.inconclusive:
-        return Judgement(False, cmp.inconclusive, metrics, inconclusive=cmp.inconclusive, **paths)
+    if cmp.inconclusive:  # the rule that made it inconclusive (NUM-2 range, NUM-6 conditioning)
+        return Judgement(False, cmp.inconclusive, metrics, inconclusive=cmp.inconclusive,
+                         implicated=[cmp.inconclusive.split(":")[0]], **paths)
     if cmp.passed:
         return Judgement(True, "", metrics, **paths)
     rules, where = implicate(case, out if states else _output_only(out), ref64 if states else _output_only(ref64),

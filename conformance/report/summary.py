@@ -167,6 +167,7 @@ def _case(rec: Result, ratio: float | None = None, full: bool = False) -> dict:
     """A record as the summary lists it (worst cases; failures, xfails and inconclusive cases in full)."""
     m = rec.metrics
     out = {"property": rec.property, "check": rec.check.value, "rules": sorted(rec.rules, key=rule_sort_key),
+           "implicated": sorted(rec.implicated, key=rule_sort_key),
            "verdict": rec.verdict.value, "variant": rec.variant, "dtype": rec.dtype, "test": rec.test,
            "config": rec.config, "message": rec.message}
     if ratio is not None:
@@ -202,7 +203,11 @@ class _BackendAcc:
     def add(self, rec: Result) -> None:
         v = rec.verdict.value
         self.counts[v] += 1
+        # a fail, xfail or inconclusive record counts under the rules it implicates (which output differed, or
+        # the finding's rule), not under every rule its property exercises; older records name none
         for rid in rec.rules:
+            self.rules.setdefault(rid, _counts())  # exercised: a row in the matrix even when nothing counts there
+        for rid in (rec.implicated if rec.implicated and rec.verdict is not Verdict.PASS else rec.rules):
             self.rules.setdefault(rid, _counts())[v] += 1
         self.properties.setdefault(rec.property, _counts())[v] += 1
         self.variants.setdefault(rec.variant, _counts())[v] += 1
