@@ -75,7 +75,7 @@ def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: in
                 tally.unexplained.append(f"{profile} seed {seed}: {r.verdict.value} {r.property} "
                                          f"[{', '.join(r.implicated or r.rules)}] {r.message[:300]}")
             elif r.verdict is Verdict.INCONCLUSIVE:
-                tally.inconclusive[r.message.split(":")[0]] += 1
+                tally.inconclusive[", ".join(r.implicated) or r.message.split(":")[0]] += 1
             elif r.verdict is Verdict.XFAIL:
                 tally.findings[", ".join(r.implicated) or "?"] += 1
     _print(backend, tally, out)

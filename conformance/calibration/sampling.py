@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -76,7 +77,11 @@ def _flat(res) -> np.ndarray:
 
 def _row(case: Case, out, ref64, refdt, **kw) -> Row | str:
     """The judged case as a :class:`Row`, or the reason it could not be compared (wrong shapes)."""
-    j = judge_outputs(case, out, ref64, refdt)
+    return _row_of(case, judge_outputs(case, out, ref64, refdt), **kw)
+
+
+def _row_of(case: Case, j, **kw) -> Row | str:
+    """A :class:`Row` from a Judgement already made, or the reason it could not be compared (wrong shapes)."""
     m = j.metrics
     if "ratio" not in m:
         return j.message
@@ -144,7 +149,7 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
     rows: list[Row] = []
     slip_rows: dict[str, list[Row]] = {s: [] for s in SLIPS}
     crashes: list[dict] = []
-    inconclusive: dict[str, int] = {}  # reason (NUM-2, NUM-6) -> cases: proved nothing, left out of the ratios
+    inconclusive: Counter = Counter()  # rule (NUM-2, NUM-6) -> cases: proved nothing, left out of the ratios
     t0 = time.perf_counter()
 
     def one(case: Case) -> None:
@@ -155,12 +160,13 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
         except Exception as exc:  # noqa: BLE001 - a crash is a calibration result, not a reason to stop
             crashes.append({"case": case.describe(), "error": f"{type(exc).__name__}: {exc}"[:300]})
             return
-        ref64, refdt = reference(case), oracle(case)
-        judged = judge_outputs(case, out, ref64, oracles(case))  # the error model as a conformance run applies it
+        ref64, rounds = reference(case), oracles(case)  # rounds[0] is judge.oracle(case), the slips' bar
+        refdt = rounds[0]
+        judged = judge_outputs(case, out, ref64, rounds)  # the error model as a conformance run applies it
         if judged.inconclusive:
-            inconclusive[judged.inconclusive.split(":")[0]] = inconclusive.get(judged.inconclusive.split(":")[0], 0) + 1
+            inconclusive[judged.implicated[0]] += 1  # the rule that made it inconclusive (NUM-2, NUM-6)
             return
-        row = _row(case, out, ref64, oracles(case), describe=case.describe(), known=known(case))
+        row = _row_of(case, judged, describe=case.describe(), known=known(case))
         if not isinstance(row, Row):
             crashes.append({"case": case.describe(), "error": row})
             return
@@ -174,5 +180,5 @@ def calibrate_backend(name: str, n: int, seed: int, *, progress=None) -> dict:
     _for_each_case(target, n, seed, one)
     return {"backend": name, "variant": target.variant, "framework": adapter.framework,
             "versions": adapter.versions(), "rows": rows, "slips": slip_rows, "crashes": crashes,
-            "inconclusive": inconclusive,
+            "inconclusive": dict(inconclusive),
             "seconds": time.perf_counter() - t0}

@@ -170,10 +170,11 @@ class Checker:
 
     def _check(self, kind: CheckKind, case: Case | None, judge: Callable[[], Judgement], *,
                config: dict | None = None) -> None:
-        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         """Run ``judge`` and record its verdict. Unsupported -> reject the draw; an adapter exception is a
         crash (recorded when final, then re-raised); a known finding is recorded as xfail."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         t0 = time.perf_counter()
+        known = f"{self.expect_fail.describe()}: " if self.expect_fail else ""  # the whole test is a finding
         record = lambda verdict, **kw: self._record(self._result(  # noqa: E731
             kind, verdict, case=case, config=config, duration=time.perf_counter() - t0, **kw))
         try:
@@ -189,7 +190,6 @@ class Checker:
                 reject()
             if _is_final():
                 verdict = Verdict.XFAIL if self.expect_fail else Verdict.CRASH
-                known = f"{self.expect_fail.describe()}: " if self.expect_fail else ""
                 record(verdict, message=known + message, repro=self._blob(case, kind), finding=self.expect_fail,
                        traceback="".join(traceback.format_exception(exc)))
             raise
@@ -208,7 +208,6 @@ class Checker:
         if not _is_final():
             raise CheckFailure(j.message)  # hypothesis is still shrinking: record only the minimal example
         repro = self._blob(case, kind)
-        known = f"{self.expect_fail.describe()}: " if self.expect_fail else ""
         record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=known + j.message,
                repro=repro, finding=self.expect_fail)
         where = f"\n  repro: lstm-conformance repro {self.sink.run_dir / repro}" if repro else ""

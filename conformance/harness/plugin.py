@@ -21,7 +21,7 @@ from . import profiles  # noqa: F401  (registers the hypothesis profiles)
 from .checker import Checker
 from .files import NotWritable, check_writable
 from .judge import Target
-from .rules import property_rules
+from .rules import property_name, property_rules
 from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
 from .xfails import load_xfails, version_matches
 
@@ -160,10 +160,6 @@ def _writer(config) -> ResultWriter:
     return state["writer"]
 
 
-def _property(item) -> str:
-    return getattr(item, "originalname", item.name).removeprefix("test_")
-
-
 def pytest_collection_modifyitems(session, config, items):
     # property -> the rules it names, for the report's coverage (recorded in run.json)
     config.stash[_STATE_KEY]["properties"].update(property_rules(items))
@@ -214,7 +210,7 @@ def check(request, backend_variant) -> Checker:
     rules_mark = request.node.get_closest_marker("rules")
     rules = tuple(rules_mark.args) if rules_mark else ()
     device = config.getoption("--device")
-    prop = _property(request.node)
+    prop = property_name(request.node)
 
     def skip(reason: str) -> None:
         writer.record(Result(adapter=name, verdict=Verdict.SKIP, property=prop, check=CheckKind.REQUIREMENTS,

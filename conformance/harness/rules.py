@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["rules", "spec_dir", "spec_rules", "RULE_ID", "cited_rule_ids", "property_rules", "rule_sort_key"]
+__all__ = ["rules", "spec_dir", "spec_rules", "RULE_ID", "cited_rule_ids", "property_name", "property_rules", "rule_sort_key"]
 
 #: rule families of spec/ (a citation like UTF-8 in prose is not a rule)
 FAMILIES = ("GATE", "ACT", "SHAPE", "PARAM", "LAYOUT", "MASK", "DIR", "BIDI", "STATE", "STACK", "PROJ", "PEEP",
@@ -51,13 +51,18 @@ def cited_rule_ids(paths: list[Path]) -> dict[str, set[str]]:
     return cited
 
 
+def property_name(item) -> str:
+    """A property's name as records carry it: the test function's name without ``test_``."""
+    return getattr(item, "originalname", item.name).removeprefix("test_")
+
+
 def property_rules(items) -> dict[str, list[str]]:
     """property (test function name without ``test_``) -> the rules its ``@rules`` marker names."""
     out: dict[str, list[str]] = {}
     for item in items:
         mark = item.get_closest_marker("rules")
         if mark is not None:
-            out[getattr(item, "originalname", item.name).removeprefix("test_")] = list(mark.args)
+            out[property_name(item)] = list(mark.args)
     return out
 
 
