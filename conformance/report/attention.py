@@ -49,6 +49,7 @@ def _numbers(metrics: dict, k: float) -> list[tuple[str, str]]:
 def _card(key: str, b: dict, f: dict, k: float, seeds: dict, anchor: str, full: bool) -> dict:
     return {
         "anchor": anchor, "backend": key, "verdict": f["verdict"], "rules": sorted(f["rules"], key=rule_sort_key),
+        "implicated": sorted(f.get("implicated") or [], key=rule_sort_key),
         "property": f["property"], "variant": f.get("variant") or "default", "message": _clip(f["message"]),
         "config": config_brief(f.get("config")), "dtype": f.get("dtype"), "test": f.get("test"),
         "kernel_path": f.get("kernel_path"), "numbers": _numbers(f.get("metrics") or {}, k),
