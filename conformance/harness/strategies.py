@@ -19,7 +19,7 @@ from reference import Config, Weights, random_weights
 
 from ..adapters.base import Adapter
 
-__all__ = ["Case", "cases", "Regime", "TYPICAL", "STRESS", "STRESS_SHARE", "WEIGHT_SCALES", "INPUT_SCALES"]
+__all__ = ["Case", "cases", "Regime", "TYPICAL", "STRESS", "STRESS_SHARE"]
 
 _COMMON_ACTIVATIONS = ("tanh", "sigmoid")
 #: activations whose output is bounded whatever the input: a TYPICAL case cannot explode through them
@@ -47,8 +47,6 @@ STRESS = Regime("stress", weight_scales=(1.0, 2.0, 6.0, 0.01), input_scales=(1.0
                 unbounded_activations=True, long_sequences=True)
 #: share of STRESS cases per hypothesis profile (the rest are TYPICAL)
 STRESS_SHARE = {"dev": 0.3, "ci": 0.3, "thorough": 0.5}
-WEIGHT_SCALES = tuple(sorted(set(TYPICAL.weight_scales + STRESS.weight_scales)))
-INPUT_SCALES = tuple(sorted(set(TYPICAL.input_scales + STRESS.input_scales)))
 _CONFIG_DEFAULTS = Config(input_dim=1, units=1).to_dict()
 
 
