@@ -21,7 +21,7 @@ from reference import Config, Weights
 from reference.config import BIAS_MODES, DTYPES, MERGE_MODES
 from reference.params import CONVENTIONS
 
-__all__ = ["Adapter", "Capabilities", "Output", "Unsupported", "OPTIONS", "DTYPES", "BIAS_MODES", "MERGE_MODES",
+__all__ = ["Adapter", "Capabilities", "Output", "GradientOutput", "Unsupported", "OPTIONS", "DTYPES", "BIAS_MODES", "MERGE_MODES",
            "PARAM_CONVENTIONS", "canonical_output"]
 
 #: Options an adapter may declare (each maps to spec rules; see spec/options.md).
@@ -92,6 +92,25 @@ class Output:
     c: list[list[np.ndarray]] = field(default_factory=list)
     kernel_path: str | None = None
     precision: str = "ieee"
+
+
+@dataclass
+class GradientOutput:
+    """Canonical gradients of one call (GRAD-1; the adapter-side twin of ``reference.backward.Gradients``).
+
+    The loss is ``sum(output * g_out) + sum_l,d (sum(h_T[l][d] * g_h[l][d]) + sum(c_T[l][d] * g_c[l][d]))``.
+    ``x`` (B, T, input_dim); ``h0[l][d]`` (B, H) and ``c0[l][d]`` (B, u) the gradients of the initial state
+    the call started from; ``weights`` canonical tensors (gate order i, f, g, o; the framework's layout
+    converted back with ``reference.layouts``; one canonical bias that a framework splits in two takes the
+    gradient of one of them, see spec/gradients.md); ``output`` the forward outputs of the same call.
+    """
+
+    output: Output
+    x: np.ndarray
+    h0: list[list[np.ndarray]]
+    c0: list[list[np.ndarray]]
+    weights: Weights
+    kernel_path: str | None = None
 
 
 class Adapter:
@@ -187,6 +206,43 @@ class Adapter:
                 initial_state=None, masked_output: str = "carry") -> Output:
         """Run on canonical ``x[B, T, d]`` (float64 in; cast to the config dtype by the adapter)."""
         raise NotImplementedError
+
+    # ---- gradients and training mode (spec/gradients.md GRAD-*, spec/training.md TRAIN-*) ------------
+    def gradient_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        """None when :meth:`gradients` can run ``config`` on this variant; else why gradient checks skip
+        (an inference-only runtime: "computes no gradients")."""
+        return f"{self.name} computes no gradients"
+
+    def gradients(self, handle: Any, x: np.ndarray, *, g_out, g_h, g_c, initial_state,
+                  mask: np.ndarray | None = None, masked_output: str = "carry",
+                  training: bool = False) -> GradientOutput:
+        """The framework's own autodiff (tf.GradientTape, jax.vjp, torch.autograd) of the GRAD-1 loss.
+
+        Arguments as :meth:`forward`, cast by the adapter to the config dtype; ``initial_state`` is always
+        given (``[layer][direction] = (h, c)``) so its gradient exists; ``g_out`` is shaped as the canonical
+        output (a pair for merge_mode 'none'), ``g_h[l][d]``/``g_c[l][d]`` as ``Output.h``/``.c``.
+        ``training`` calls the layer in training mode (dropout active where the handle was built with it).
+        """
+        raise Unsupported(self.gradient_unsupported_reason(handle.config, "default", "cpu")
+                          if hasattr(handle, "config") else f"{self.name} computes no gradients")
+
+    def dropout_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        """None when :meth:`build_dropout` can build ``config`` (TRAIN-*); else why not."""
+        return f"{self.name} has no dropout options"
+
+    def build_dropout(self, config: Config, weights: Weights, *, dropout: float, recurrent_dropout: float,
+                      variant: str = "default", device: str = "cpu") -> Any:
+        """:meth:`build` with the framework's dropout options set (Keras ``dropout``/``recurrent_dropout``:
+        on the cell's inputs / recurrent state; torch ``dropout``: between stacked layers, its only one,
+        so a torch adapter refuses ``recurrent_dropout > 0``). :meth:`forward` on the handle is inference."""
+        raise Unsupported(self.dropout_unsupported_reason(config, variant, device) or
+                          f"{self.name} has no dropout options")
+
+    def forward_training(self, handle: Any, x: np.ndarray, *, mask: np.ndarray | None = None,
+                         initial_state=None, masked_output: str = "carry") -> Output:
+        """:meth:`forward` with the layer called in training mode (Keras ``training=True``, torch
+        ``module.train()``): dropout, where the handle has it, is active."""
+        raise Unsupported(f"{self.name} has no training-mode call")
 
     def param_count(self, handle: Any) -> int:
         """The parameter count *as the framework reports it* (count_params(), sum of numel())."""
