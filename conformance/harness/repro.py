@@ -124,9 +124,10 @@ def _kind(meta: dict) -> CheckKind:
     return Result.from_dict({"adapter": "-", "verdict": "pass", "property": meta.get("property", "forward")}).check
 
 
-def replay(path: Path, out=None) -> int:
+def replay(path: Path, out=None, records: list | None = None) -> int:
     """Re-run the blob's check and print the comparison: 0 when it now passes, 1 when it does not.
-    ValueError for a damaged blob; ImportError when its adapter is unknown or not installed here."""
+    ValueError for a damaged blob; ImportError when its adapter is unknown or not installed here.
+    ``records``, when given, receives the Result the replay recorded (``bisect`` reads it per release)."""
     meta, case = load_blob(path)  # first: a damaged blob is refused before the checker's imports
 
     from hypothesis.errors import UnsatisfiedAssumption
@@ -145,6 +146,8 @@ def replay(path: Path, out=None) -> int:
         raise ImportError(f"{path}: adapter {meta['adapter']!r} is not installed here ({reason})")
     kind = _kind(meta)
     capture = _Capture()
+    if records is not None:
+        capture.records = records
     target = Target(adapter, meta.get("variant", "default"), meta.get("device", "cpu"))
     checker = Checker(target=target, sink=capture, rules=tuple(meta.get("rules") or ()),
                       test_id=f"repro:{Path(path).name}", property=meta.get("property", kind.value), save_repros=False)
