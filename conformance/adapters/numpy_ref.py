@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 
 import reference
-from reference import Config, Weights, lstm_forward
+from reference import Config, Weights, lstm_backward, lstm_forward
 
-from .base import Adapter, Capabilities, Output, Unsupported
+from .base import Adapter, Capabilities, GradientOutput, Output, Unsupported
 
 _ALL_ACTIVATIONS = {name: name for name in reference.activation_names()}
 
@@ -61,6 +61,24 @@ class NumpyAdapter(Adapter):
         if handle.stateful:
             handle.state = [list(zip(hs, cs)) for hs, cs in zip(res.h, res.c)]
         return Output(output=res.output, h=res.h, c=res.c, kernel_path="numpy-reference")
+
+    def gradient_unsupported_reason(self, config, variant, device):
+        return None  # GRAD-1: reference.lstm_backward covers every option the forward pass does
+
+    def gradients(self, handle, x, *, g_out, g_h, g_c, initial_state, mask=None, masked_output="carry",
+                  training=False):
+        """GRAD-1: the reference backward pass in the config dtype (cotangents and state cast to it)."""
+        cfg = handle.config
+        dt = cfg.dtype
+        cast = lambda a: np.asarray(a, dt)  # noqa: E731
+        g_out = tuple(map(cast, g_out)) if isinstance(g_out, (tuple, list)) else cast(g_out)
+        init = [[(cast(h), cast(c)) for h, c in dirs] for dirs in initial_state]
+        g = lstm_backward(cfg, handle.weights, x.astype(dt), g_out=g_out,
+                          g_h=[[cast(a) for a in dirs] for dirs in g_h], g_c=[[cast(a) for a in dirs] for dirs in g_c],
+                          mask=mask, initial_state=init, masked_output=masked_output)
+        res = g.forward
+        return GradientOutput(output=Output(output=res.output, h=res.h, c=res.c, kernel_path="numpy-reference"),
+                              x=g.x, h0=g.h0, c0=g.c0, weights=g.weights, kernel_path="numpy-reference")
 
     def param_count(self, handle):
         # The reference "framework" reports the size of the canonical arrays it holds.

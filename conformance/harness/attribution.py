@@ -15,7 +15,7 @@ from reference import lstm_forward
 
 from . import errors
 
-__all__ = ["implicate", "locate"]
+__all__ = ["implicate", "implicate_gradients", "locate"]
 
 
 def _parts(res) -> list[tuple[str, int, int, np.ndarray]]:
@@ -134,3 +134,43 @@ def _swapped_states(out, ref64, denom) -> bool:
 def _close_states(res, ref, denom) -> bool:
     return all(_close(a, b, denom) for name in ("h", "c") for la, lb in zip(getattr(res, name), getattr(ref, name))
                for a, b in zip(la, lb))
+
+
+def implicate_gradients(case, impl: dict, ref: dict, cmp) -> tuple[list[str], dict]:
+    """(implicated rules, where) for a failed gradient comparison (gradient_errors.GradientComparison over the
+    tensors of gradient_errors.gradient_tensors). GRAD-2 when the input gradient is wrong at a masked step
+    (it must be exactly 0 there), or the case is masked and every input gradient at a valid step is right
+    while another tensor is wrong (what a masked step passed on or added); GRAD-3 for chained calls; GRAD-1
+    otherwise; and GRAD-4 when a clip is in play. ``where`` names the worst tensor and, for the input gradient,
+    the batch row, the timestep, whether it is masked and the range of timesteps that are wrong."""
+    cfg = case.config
+    bad = [n for n, c in cmp.tensors.items() if not c.inconclusive and not c.passed]
+    where: dict = {"tensor": cmp.worst}
+    rules: list[str] = []
+    if case.extra.get("split"):
+        rules.append("GRAD-3")
+    mask = case.mask
+    masked = mask is not None and not mask.all()
+    dx, rx = impl.get("x"), ref.get("x")
+    if dx is not None and np.shape(dx) == np.shape(rx):
+        c = cmp.tensors["x"]
+        denom = max(c.err_oracle, c.floor) if np.isfinite(c.err_oracle) else c.floor
+        wrong = _bad(np.asarray(dx, np.float64), rx, denom).any(axis=-1)  # (B, T)
+        if wrong.any():
+            steps = np.flatnonzero(wrong.any(axis=0))
+            where["x_wrong_steps"] = f"{int(steps[0])}..{int(steps[-1])} of {wrong.shape[1]}"
+            if cmp.worst == "x":
+                diff = np.abs(np.asarray(dx, np.float64) - rx)
+                b, t, _ = np.unravel_index(int(np.nanargmax(np.where(np.isnan(diff), np.inf, diff))), diff.shape)
+                where.update(batch=int(b), timestep=int(t))
+                if mask is not None:
+                    where["masked"] = not bool(mask[b, t])
+        if masked and ((wrong & ~mask).any() or (not (wrong & mask).any() and bad != ["x"])):
+            rules.append("GRAD-2")
+    if not rules:
+        rules.append("GRAD-1")
+    if cfg.cell_clip is not None:
+        rules.append("GRAD-4")
+    if "forward" in bad:
+        where["forward"] = "the call's outputs differ too"
+    return list(dict.fromkeys(rules)), where

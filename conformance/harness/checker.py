@@ -21,6 +21,7 @@ from hypothesis.control import current_build_context
 from reference import Config
 
 from ..adapters.base import Unsupported
+from .gradient_judge import judge_gradients
 from .judge import (Judgement, Target, judge_continuation, judge_defaults, judge_forward, judge_params,
                     judge_precision, judge_shapes)
 from .repro import save_blob
@@ -94,6 +95,27 @@ class Checker:
             reason = f"{self.adapter.name} does not support {', '.join(missing)}"
             self._record(self._result(CheckKind.REQUIREMENTS, Verdict.SKIP, message=reason))
             pytest.skip(reason)
+
+    def require_gradients(self) -> None:
+        """Skip (and record) when the adapter computes no gradients on this variant (an inference runtime):
+        asked with the simplest config it runs; a reason that depends on the case rejects that case only."""
+        caps = self.adapter.capabilities
+        probe = Config(input_dim=1, units=1, dtype=caps.dtypes[0])
+        reason = self.adapter.gradient_unsupported_reason(probe, self.variant, self.device)
+        if reason:
+            self._record(self._result(CheckKind.GRADIENT, Verdict.SKIP, message=reason))
+            pytest.skip(reason)
+
+    def gradients(self, case: Case, *, training: bool = False) -> None:
+        """GRAD-1/GRAD-2 (and GRAD-3 with ``split``: chained calls): the adapter's gradients of the case's loss."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        self._check(CheckKind.GRADIENT, case, lambda: judge_gradients(self.target, case, training=training))
+
+    def chained_gradients(self, case: Case, split: int) -> None:
+        """GRAD-3: gradients of two calls chained through the carried state equal one call's."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        case = dataclasses.replace(case, extra={**case.extra, "split": split})
+        self._check(CheckKind.GRADIENT, case, lambda: judge_gradients(self.target, case))
 
     def forward(self, case: Case, *, states: bool = True) -> None:
         __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness

@@ -176,6 +176,8 @@ def replay(path: Path, out=None, records: list | None = None) -> int:
                 checker.params(case)
             elif kind is CheckKind.PRECISION:
                 checker.precision(case)
+            elif kind is CheckKind.GRADIENT:
+                checker.gradients(case)  # a chained check (GRAD-3) carries its split in the case
             elif kind in (CheckKind.CONTINUATION, CheckKind.STATEFUL) and split:
                 checker.continuation(case, int(split), stateful=kind is CheckKind.STATEFUL)
             else:
@@ -199,6 +201,9 @@ def replay(path: Path, out=None, records: list | None = None) -> int:
         p(f"  error    err_impl {fmt(m.get('err_impl'))}  err_oracle {fmt(m.get('err_oracle'))}  "
           f"floor {fmt(m.get('floor'))}")
         p(f"  ratio    {fmt(m.get('ratio'))}  (K = {errors.K:g}; pass when ratio <= K)")
+        for name, t in sorted((m.get("tensors") or {}).items()):  # a gradient check: every tensor's ratio
+            p(f"    {name:<12} ratio {fmt(t.get('ratio'))}  err_impl {fmt(t.get('err_impl'))}  "
+              f"err_oracle {fmt(t.get('err_oracle'))}")
     elif "param_count" in m:
         p(f"  params   framework {m['param_count']}  reference ({m.get('convention')}) {m.get('param_expected')}")
     p(f"  result   {rec.verdict.value.upper()}" + (f": {rec.message}" if rec.message else ""))

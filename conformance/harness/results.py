@@ -67,6 +67,7 @@ class CheckKind(str, Enum):
     STATEFUL = "stateful"  # two calls of a stateful layer vs one call
     DEFAULTS = "defaults"  # a fresh layer's initialisation and activations
     PRECISION = "precision"  # the layer computes in the dtype it declares (effective bits, NUM-5)
+    GRADIENT = "gradient"  # the framework's autodiff vs the reference backward pass, per tensor (GRAD-*)
     REQUIREMENTS = "requirements"  # no comparison: the adapter lacks an option the property needs
 
     def __str__(self) -> str:
