@@ -1,4 +1,4 @@
-"""``lstm-conformance``: the one command-line face (params, run, report, gate, repro, calibrate).
+"""``lstm-conformance``: the one command-line face (params, run, report, gate, repro, bisect, calibrate).
 
 Each subcommand is a small function here that calls the module doing the work; argparse's
 ``set_defaults(func=...)`` picks it. Every refused input is one line on stderr naming it and what is
@@ -6,7 +6,8 @@ allowed, never a traceback. Exit codes (the same for every subcommand):
 
 - 0  success
 - 1  checks failed or a regression (``run``: a check failed, or none ran; ``gate``: a regression;
-     ``repro``: the case still fails; ``calibrate``: a backend crashed)
+     ``repro``: the case still fails; ``bisect``: a release did not install or run; ``calibrate``: a backend
+     crashed)
 - 2  usage or bad input: unknown option or backend, a size outside its bounds (``params``: sizes
      1..MAX_SIZE = 2**20, layers 1..MAX_LAYERS = 1024, proj_size 0 or 1..units-1; ``calibrate``:
      cases 1..1,000,000), a malformed ``--model``, a missing or damaged run, summary or repro blob;
@@ -216,6 +217,20 @@ def cmd_false_alarms(args, extra: list[str]) -> int:
                             extra=extra)
 
 
+def cmd_bisect(args) -> int:
+    from .adapters import all_names
+    from .versions.bisect import run_bisect
+    from .versions.specs import parse_pins
+
+    if args.backend not in all_names():
+        raise ValueError(f"--backend {args.backend!r} is not a known adapter; allowed: {', '.join(all_names())}")
+    with_pins = [pin for text in args.with_ or [] for pin in parse_pins(text)]
+    with _inputs_are_files():
+        return run_bisect(Path(args.blob), args.backend, args.versions, with_pins=with_pins,
+                          cache=Path(args.cache) if args.cache else None, exhaustive=args.all,
+                          json_out=Path(args.json) if args.json else None)
+
+
 def _require_installed(names: list[str]) -> None:
     """ImportError (exit 3) for an explicitly requested backend whose framework is not installed here."""
     from .adapters import all_names, load
@@ -304,6 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("repro", help="re-run a saved failing case (.npz) and print its disagreement")
     pre.add_argument("blob")
     pre.set_defaults(func=cmd_repro)
+
+    pb = sub.add_parser("bisect", help="replay a saved case (.npz) across releases of a package, each in its own "
+                                        "cached venv; print first bad / first good")
+    pb.add_argument("blob", metavar="CASE.npz")
+    pb.add_argument("--backend", required=True, help="the adapter to replay the case on (e.g. keras-jax)")
+    pb.add_argument("--versions", required=True, help="keras==3.0.0...3.15.1 (a range), keras==3.0.0,3.9.2 (a list) "
+                    "or keras>=3.0,<3.11 (a specifier set)")
+    pb.add_argument("--with", dest="with_", action="append", metavar="PINS",
+                    help='companion pins for every release, e.g. --with "jax==0.4.23 jaxlib==0.4.23" (repeatable)')
+    pb.add_argument("--all", action="store_true", help="run every release of a range, not a binary search")
+    pb.add_argument("--cache", help="where the venvs live (default ~/.cache/lstm-conformance/venvs)")
+    pb.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    pb.set_defaults(func=cmd_bisect)
 
     pc = sub.add_parser("calibrate", help="error-ratio distribution on correct backends -> K and floor")
     pc.add_argument("--backend", action="append")
