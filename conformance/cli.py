@@ -1,4 +1,4 @@
-"""``lstm-conformance``: the one command-line face (params, run, report, gate, repro, bisect, calibrate).
+"""``lstm-conformance``: the one command-line face (params, run, report, gate, repro, diagnose, ...).
 
 Each subcommand is a small function here that calls the module doing the work; argparse's
 ``set_defaults(func=...)`` picks it. Every refused input is one line on stderr naming it and what is
@@ -198,6 +198,13 @@ def cmd_repro(args) -> int:
         return replay(Path(args.blob))
 
 
+def cmd_diagnose(args) -> int:
+    from .diagnosis.command import run_diagnose
+
+    with _inputs_are_files():
+        return run_diagnose(Path(args.blob), budget=args.budget, as_json=args.json)
+
+
 def cmd_calibrate(args) -> int:
     from .calibration import merge, run_calibration
 
@@ -218,12 +225,10 @@ def cmd_false_alarms(args, extra: list[str]) -> int:
 
 
 def cmd_bisect(args) -> int:
-    from .adapters import all_names
     from .versions.bisect import run_bisect
     from .versions.specs import parse_pins
 
-    if args.backend not in all_names():
-        raise ValueError(f"--backend {args.backend!r} is not a known adapter; allowed: {', '.join(all_names())}")
+    _require_known([args.backend])
     with_pins = [pin for text in args.with_ or [] for pin in parse_pins(text)]
     with _inputs_are_files():
         return run_bisect(Path(args.blob), args.backend, args.versions, with_pins=with_pins,
@@ -231,13 +236,20 @@ def cmd_bisect(args) -> int:
                           json_out=Path(args.json) if args.json else None)
 
 
-def _require_installed(names: list[str]) -> None:
-    """ImportError (exit 3) for an explicitly requested backend whose framework is not installed here."""
-    from .adapters import all_names, load
+def _require_known(names: list[str]) -> None:
+    from .adapters import all_names
 
     for name in names:
         if name not in all_names():
             raise ValueError(f"--backend {name!r} is not a known adapter; allowed: {', '.join(all_names())}")
+
+
+def _require_installed(names: list[str]) -> None:
+    """ImportError (exit 3) for an explicitly requested backend whose framework is not installed here."""
+    from .adapters import load
+
+    _require_known(names)
+    for name in names:
         reason = load(name).unavailable_reason()
         if reason:
             raise ImportError(f"--backend {name} is not installed here ({reason}); run it where its framework is "
@@ -320,18 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("blob")
     pre.set_defaults(func=cmd_repro)
 
-    pb = sub.add_parser("bisect", help="replay a saved case (.npz) across releases of a package, each in its own "
-                                        "cached venv; print first bad / first good")
-    pb.add_argument("blob", metavar="CASE.npz")
-    pb.add_argument("--backend", required=True, help="the adapter to replay the case on (e.g. keras-jax)")
-    pb.add_argument("--versions", required=True, help="keras==3.0.0...3.15.1 (a range), keras==3.0.0,3.9.2 (a list) "
-                    "or keras>=3.0,<3.11 (a specifier set)")
-    pb.add_argument("--with", dest="with_", action="append", metavar="PINS",
-                    help='companion pins for every release, e.g. --with "jax==0.4.23 jaxlib==0.4.23" (repeatable)')
-    pb.add_argument("--all", action="store_true", help="run every release of a range, not a binary search")
-    pb.add_argument("--cache", help="where the venvs live (default ~/.cache/lstm-conformance/venvs)")
-    pb.add_argument("--json", metavar="FILE", help="also write the table as JSON")
-    pb.set_defaults(func=cmd_bisect)
+    pd = sub.add_parser("diagnose", help="name the semantic variant that reproduces a saved failing case (.npz)")
+    pd.add_argument("blob", metavar="CASE.npz")
+    pd.add_argument("--budget", type=float, default=30.0, help="wall-clock seconds for the search (default 30)")
+    pd.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    pd.set_defaults(func=cmd_diagnose)
+
+    from .versions.bisect import add_parser as add_bisect
+
+    add_bisect(sub).set_defaults(func=cmd_bisect)
 
     pc = sub.add_parser("calibrate", help="error-ratio distribution on correct backends -> K and floor")
     pc.add_argument("--backend", action="append")

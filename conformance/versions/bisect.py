@@ -19,7 +19,7 @@ from pathlib import Path
 from .specs import VersionSpec, index_versions, parse_versions
 from .venvs import InstallError, ensure_venv, run_env, venv_python
 
-__all__ = ["Outcome", "bisect", "run_bisect"]
+__all__ = ["Outcome", "bisect", "run_bisect", "add_parser"]
 
 _BAD, _GOOD = "fail", "pass"
 _PROBE_TIMEOUT = 1800  # seconds for one replay (an import of a large framework included)
@@ -165,3 +165,19 @@ def run_bisect(case: Path, backend: str, versions: str, *, with_pins: list[str],
                                         "xfail_versions": f"{spec.name}{xfail_spec}" if xfail_spec else None},
                                        indent=2) + "\n")
     return 0 if all(r.outcome not in ("install-failed", "unavailable") for r in results) else 1
+
+
+def add_parser(sub):
+    """The ``bisect`` subcommand's arguments (cli.py wires it)."""
+    pb = sub.add_parser("bisect", help="replay a saved case (.npz) across releases of a package, each in its own "
+                                        "cached venv; print first bad / first good")
+    pb.add_argument("blob", metavar="CASE.npz")
+    pb.add_argument("--backend", required=True, help="the adapter that recorded the case (e.g. keras-jax)")
+    pb.add_argument("--versions", required=True, help="keras==3.0.0...3.15.1 (a range), keras==3.0.0,3.9.2 (a list) "
+                    "or keras>=3.0,<3.11 (a specifier set)")
+    pb.add_argument("--with", dest="with_", action="append", metavar="PINS",
+                    help='companion pins for every release, e.g. --with "jax==0.4.23 jaxlib==0.4.23" (repeatable)')
+    pb.add_argument("--all", action="store_true", help="run every release of a range, not a binary search")
+    pb.add_argument("--cache", help="where the venvs live (default ~/.cache/lstm-conformance/venvs)")
+    pb.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+    return pb
