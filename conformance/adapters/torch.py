@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from reference import Config, Weights
-from reference.layouts import to_torch
+from reference.layouts import from_torch, to_torch
 
-from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+from .base import Adapter, Capabilities, GradientOutput, Output, Unsupported, canonical_output
 from .shared import LayerCache, ieee_matmuls_torch, layer_major, lengths_from_mask, per_layer, torch_devices
 
 
@@ -192,9 +192,81 @@ class TorchAdapter(Adapter):
                 masked_output: str = "zero") -> Output:
         import torch
 
-        cfg, variant = handle.config, handle.variant
-        D, L = cfg.num_directions, cfg.num_layers
+        cfg = handle.config
         dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
+        lengths, h0, c0 = self._call_arguments(mask, initial_state, masked_output)
+
+        def tensor(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+
+        self._load(handle)
+        precision = ieee_matmuls_torch(handle.device) if cfg.dtype == "float32" else "ieee"  # before the call
+        with torch.inference_mode(), self._kernel(handle):
+            state = None if h0 is None else (tensor(h0), tensor(c0))
+            y, hn, cn = self._run(handle, tensor(x), lengths, state)
+            kernel_path = self._kernel_path(handle)
+        y = y.cpu().numpy()  # (B, T, D*H), batch-major; bidirectional = cat([fwd, bwd]), bwd in original order
+        return self._output(cfg, y, hn.cpu().numpy(), cn.cpu().numpy(), kernel_path, precision)
+
+    # ---- gradients (spec/gradients.md GRAD-1, GRAD-2) -------------------------------------------------------
+    def gradient_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        return self.variant_unavailable_reason(variant, device)  # torch.autograd differentiates every variant
+
+    def gradients(self, handle: _Handle, x: np.ndarray, *, g_out, g_h, g_c, initial_state,
+                  mask: np.ndarray | None = None, masked_output: str = "zero", training: bool = False) -> GradientOutput:
+        """torch.autograd.grad of the GRAD-1 loss with respect to the input, h0, c0 and every parameter of
+        nn.LSTM, mapped back with ``reference.layouts.from_torch``. A single canonical bias is ``bias_ih`` with
+        ``bias_hh = 0`` (LAYOUT-3): both receive its gradient, so only ``bias_ih``'s is kept (from_torch would
+        sum them, twice the gradient)."""
+        import torch
+
+        cfg = handle.config
+        D, L, H = cfg.num_directions, cfg.num_layers, cfg.hidden_size
+        dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
+        lengths, h0, c0 = self._call_arguments(mask, initial_state, masked_output)
+
+        def tensor(a, leaf: bool = False):
+            t = torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+            return t.requires_grad_(True) if leaf else t
+
+        self._load(handle)
+        precision = ieee_matmuls_torch(handle.device) if cfg.dtype == "float32" else "ieee"
+        module = handle.entry.module
+        # cuDNN's RNN backward runs only in training mode; without dropout the math is the same
+        module.train(training or handle.variant == "cudnn")
+        module.requires_grad_(True)
+        try:
+            with torch.enable_grad(), self._kernel(handle):
+                xt, h0t, c0t = tensor(x, True), tensor(h0, True), tensor(c0, True)
+                y, hn, cn = self._run(handle, xt, lengths, (h0t, c0t))
+                kernel_path = self._kernel_path(handle)
+                outputs = [y[..., :H], y[..., H:]] if D == 2 else [y]
+                if not cfg.return_sequences:  # SHAPE-3: backward direction's last processing step is time 0
+                    outputs = [o[:, -1] if d == 0 else o[:, 0] for d, o in enumerate(outputs)]
+                if isinstance(g_out, (tuple, list)):
+                    gs = list(g_out)
+                else:
+                    gs = [g_out[..., :H], g_out[..., H:]] if D == 2 else [g_out]
+                loss = sum((o * tensor(g)).sum() for o, g in zip(outputs, gs))
+                gh, gc = (np.stack(flat) for flat in layer_major([list(zip(a, b)) for a, b in zip(g_h, g_c)]))
+                loss = loss + (hn * tensor(gh)).sum() + (cn * tensor(gc)).sum()
+                names = [n for n, _ in module.named_parameters()]
+                grads = torch.autograd.grad(loss, [xt, h0t, c0t, *module.parameters()])
+        finally:
+            module.requires_grad_(False)
+            module.eval()
+        dx, dh0, dc0 = (g.detach().cpu().numpy() for g in grads[:3])
+        sd = {n: g.detach().cpu().numpy() for n, g in zip(names, grads[3:])}
+        if cfg.use_bias and cfg.bias_mode == "single":
+            sd.update({n: np.zeros_like(v) for n, v in sd.items() if n.startswith("bias_hh")})
+        out = self._output(cfg, y.detach().cpu().numpy(), hn.detach().cpu().numpy(), cn.detach().cpu().numpy(),
+                           kernel_path, precision)
+        return GradientOutput(output=out, x=dx, h0=per_layer(dh0, L, D), c0=per_layer(dc0, L, D),
+                              weights=from_torch(sd, cfg), kernel_path=kernel_path)
+
+    # ---- one call, shared by forward and gradients ------------------------------------------------------------
+    def _call_arguments(self, mask, initial_state, masked_output):
+        """(lengths or None, h0, c0 as (D*L, B, H) arrays or None) of a canonical call."""
         lengths = None
         if mask is not None:
             lengths = lengths_from_mask(self.name, mask, masked_output, via="sequence lengths")
@@ -204,40 +276,43 @@ class TorchAdapter(Adapter):
         if initial_state is not None:
             # STATE-1: (D*L, B, H) layer-major [l0 fwd, l0 bwd, l1 fwd, ...], never batch-first.
             h0, c0 = (np.stack(s) for s in layer_major(initial_state))
+        return lengths, h0, c0
 
-        def tensor(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+    def _kernel(self, handle: _Handle):
+        dev = self._torch_device(handle.device)
+        return _cudnn_enabled(handle.variant == "cudnn") if dev.type == "cuda" else nullcontext()
 
-        self._load(handle)
-        precision = ieee_matmuls_torch(handle.device) if cfg.dtype == "float32" else "ieee"  # before the call
-        use_cudnn = variant == "cudnn"
-        with torch.inference_mode(), (_cudnn_enabled(use_cudnn) if dev.type == "cuda" else nullcontext()):
-            if variant == "unbatched":
-                y, hn, cn = self._run_unbatched(handle.entry.module, x, lengths, h0, c0, tensor)
-            else:
-                y, hn, cn = self._run_batched(handle.entry.module, x, lengths, h0, c0, tensor,
-                                              time_major=variant == "time_major")
-            cudnn_on = torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
-            kernel_path = "cudnn" if dev.type == "cuda" and use_cudnn and cudnn_on else "generic"
-        y = y.cpu().numpy()  # (B, T, D*H), batch-major; bidirectional = cat([fwd, bwd]), bwd in original order
-        H = cfg.hidden_size
+    def _kernel_path(self, handle: _Handle) -> str:
+        import torch
+
+        cudnn_on = torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
+        on_gpu = self._torch_device(handle.device).type == "cuda"
+        return "cudnn" if on_gpu and handle.variant == "cudnn" and cudnn_on else "generic"
+
+    def _run(self, handle: _Handle, x, lengths, state):
+        """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)."""
+        if handle.variant == "unbatched":
+            return self._run_unbatched(handle.entry.module, x, lengths, state)
+        return self._run_batched(handle.entry.module, x, lengths, state, time_major=handle.variant == "time_major")
+
+    @staticmethod
+    def _output(cfg: Config, y: np.ndarray, hn: np.ndarray, cn: np.ndarray, kernel_path: str, precision: str) -> Output:
+        H, D, L = cfg.hidden_size, cfg.num_directions, cfg.num_layers
         output = canonical_output(cfg, y[..., :H], y[..., H:]) if D == 2 else canonical_output(cfg, y)
-        hn, cn = hn.cpu().numpy(), cn.cpu().numpy()  # (D*L, B, H)
         return Output(output=output, h=per_layer(hn, L, D), c=per_layer(cn, L, D), kernel_path=kernel_path,
                       precision=precision)
 
     @staticmethod
-    def _run_batched(module, x, lengths, h0, c0, tensor, *, time_major: bool):
+    def _run_batched(module, x, lengths, state, *, time_major: bool):
         import torch
         from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
         T = x.shape[1]
-        inp = tensor(x.transpose(1, 0, 2) if time_major else x)
+        inp = x.transpose(0, 1) if time_major else x
         if lengths is not None:
             # enforce_sorted=False: torch sorts by length and permutes h0/h_n back to the caller's order.
             inp = pack_padded_sequence(inp, torch.as_tensor(lengths, dtype=torch.int64), batch_first=not time_major,
                                        enforce_sorted=False)
-        state = None if h0 is None else (tensor(h0), tensor(c0))
         y, (hn, cn) = module(inp, state)
         if lengths is not None:
             # total_length: keep T steps even when every sequence is shorter than the padded input.
@@ -247,7 +322,7 @@ class TorchAdapter(Adapter):
         return y, hn, cn
 
     @staticmethod
-    def _run_unbatched(module, x, lengths, h0, c0, tensor):
+    def _run_unbatched(module, x, lengths, state):
         """One unbatched ``(T_b, d)`` call per row (h0 ``(D*L, H)``); a right-padded row is its first
         ``length`` steps, the rest of its output zeros, as pad_packed_sequence gives (MASK-2 'zero')."""
         import torch
@@ -256,8 +331,7 @@ class TorchAdapter(Adapter):
         ys, hs, cs = [], [], []
         for b in range(B):
             n = T if lengths is None else int(lengths[b])
-            state = None if h0 is None else (tensor(h0[:, b]), tensor(c0[:, b]))
-            y, (hn, cn) = module(tensor(x[b, :n]), state)
+            y, (hn, cn) = module(x[b, :n], None if state is None else (state[0][:, b], state[1][:, b]))
             if n < T:
                 y = torch.cat([y, y.new_zeros((T - n, y.shape[1]))])
             ys.append(y)
