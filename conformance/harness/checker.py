@@ -224,15 +224,25 @@ class Checker:
             return
         entry = self._case_xfail(case)
         if entry is not None:  # a known disagreement for this kind of case: recorded, the test goes on
+            _diagnose(self, kind, case, j, None, entry)
             record(Verdict.XFAIL, judgement=j, message=f"{entry.describe()}: {j.message}", finding=entry)
             self._count_finding(case, "xfail", entry)
             return
         if not _is_final():
             raise CheckFailure(j.message)  # hypothesis is still shrinking: record only the minimal example
         repro = self._blob(case, kind)
+        _diagnose(self, kind, case, j, repro, self.expect_fail)
         record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=known + j.message,
                repro=repro, finding=self.expect_fail)
         where = f"\n  repro: lstm-conformance repro {self.sink.run_dir / repro}" if repro else ""
         named = j.implicated or list(self.rules)
         raise CheckFailure(f"[{', '.join(named)}] {self.adapter.name}:{self.variant} {self.property}: "
                            f"{j.message}{where}")
+
+
+def _diagnose(checker: Checker, kind: CheckKind, case: Case | None, j: Judgement, repro: str | None,
+              finding: XfailEntry | None) -> None:
+    """The diagnosis call-out (conformance/diagnosis): which semantic variant reproduces this failure."""
+    from ..diagnosis.record import attach_diagnosis
+
+    attach_diagnosis(checker.target, kind, case, j, checker.sink, repro, finding)

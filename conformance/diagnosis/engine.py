@@ -1,0 +1,278 @@
+"""Diagnosis: which semantic variant (reference/variants.py) reproduces a failing implementation's output.
+
+The reference is run under each variant that applies to the case (one that leaves the spec's output
+unchanged does not apply); a variant *explains* the implementation when the implementation's output is
+within the error model of the variant's (NUM-1: ``ratio <= K`` with the case's own equally valid
+roundings as the bar). A reduced-precision variant is judged against its own rounding noise and must also
+keep the implementation's effective mantissa bits to within ``BITS_BAND``. When no single variant explains
+it, pairs among the closest candidates are tried. Variants whose outputs coincide on the case are one
+explanation under several names (aliases). The diagnosis is *confident* when exactly one explanation fits.
+Everything runs under a wall-clock budget, recorded with the diagnosis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from reference.variants import Call, Variant, catalogue, run_variants
+
+from ..harness import errors
+
+__all__ = ["Diagnosis", "diagnose", "first_divergence", "BITS_BAND", "PAIR_CANDIDATES", "DEFAULT_BUDGET_S"]
+
+#: a precision variant explains an implementation whose effective bits are within this many of its own
+BITS_BAND = 2.0
+#: pairs are tried among this many closest single variants
+PAIR_CANDIDATES = 8
+DEFAULT_BUDGET_S = 5.0
+
+
+@dataclass
+class Diagnosis:
+    """``status``: explained (one explanation), ambiguous (several), unexplained (none: 'no known variant
+    explains it'), not-diagnosed (the check kind or the case cannot be diagnosed; ``message`` says why)."""
+
+    status: str
+    variants: list[str] = field(default_factory=list)  # the explanation(s), best first; a pair as "a + b"
+    aliases: list[list[str]] = field(default_factory=list)  # per explanation: variants with the same output
+    rules: list[str] = field(default_factory=list)  # the rules the explanation departs from
+    readings: list[str] = field(default_factory=list)  # what the explanation computes, one line each
+    confident: bool = False
+    divergence: dict = field(default_factory=dict)  # first diverging place against the spec
+    spec_ratio: float | None = None
+    closest: list[dict] = field(default_factory=list)  # the closest candidates: variant, ratio, bits
+    tried: int = 0
+    applicable: int = 0
+    pairs: int = 0
+    elapsed_s: float = 0.0
+    budget_s: float = DEFAULT_BUDGET_S
+    exhausted: bool = False
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["elapsed_s"] = round(self.elapsed_s, 3)
+        return d
+
+    def summary(self) -> str:
+        """One line for a report card or a terminal."""
+        if self.status in ("explained", "ambiguous"):
+            names = " | ".join(self.variants)
+            head = ("explained by " if self.confident else "ambiguous: ") + names
+        elif self.status == "unexplained":
+            head = "no known variant explains it"
+        else:
+            return f"not diagnosed: {self.message}"
+        at = ", ".join(f"{k} {v}" for k, v in self.divergence.items() if v is not None)
+        tail = f" ({self.tried} variants, {self.pairs} pairs, {self.elapsed_s:.2f}s"
+        tail += ", budget exhausted)" if self.exhausted else ")"
+        return head + (f"; first diverges at {at}" if at else "") + tail
+
+
+def _flat(res, states: bool) -> np.ndarray:
+    return errors.flatten_outputs([res.output, res.h, res.c] if states else [res.output])
+
+
+def _call(case) -> Call:
+    return Call(case.config, case.weights, case.x, case.mask, case.initial_state, case.masked_output,
+                case.last_output, dtype="float64")
+
+
+@dataclass
+class _Tried:
+    names: tuple[str, ...]
+    rules: tuple[str, ...]
+    readings: tuple[str, ...]
+    flat: np.ndarray
+    res: object
+    ratio: float
+    bits: float | None
+    explains: bool
+
+
+def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, variants: list[Variant] | None = None,
+             oracles: list | None = None) -> Diagnosis:
+    """Name the variant(s) of the reference that reproduce ``out`` (an adapter Output or LSTMResult) on
+    ``case`` (a harness Case). ``view`` maps a reference result to what was compared (a continuation check's
+    second part); ``oracles`` are the case's equally valid roundings (computed when not given)."""
+    t0 = time.perf_counter()
+    view = view or (lambda r: r)
+    variants = catalogue() if variants is None else variants
+    call = _call(case)
+    spec = view(call.run())
+    states = _states_comparable(out, spec)
+    impl, spec_flat = _flat(out, states), _flat(spec, states)
+    if impl.shape != spec_flat.shape:
+        return Diagnosis("not-diagnosed", message=f"output sizes differ from the spec's ({impl.size} values, "
+                         f"spec {spec_flat.size}): a shape rule, not a semantic variant", budget_s=budget_s)
+    if oracles is None:
+        oracles = errors.oracle_references(case.config, case.weights, case.x, mask=case.mask,
+                                           initial_state=case.initial_state, masked_output=case.masked_output,
+                                           seed=case.seed, last_output=case.last_output)
+    oracle_flats = [_flat(view(o), states) for o in oracles]
+    dtype = case.config.dtype
+    base = errors.compare(impl, spec_flat, oracle_flats, dtype)
+    diag = Diagnosis("unexplained", spec_ratio=_finite(base.ratio), budget_s=budget_s)
+    denom = max(base.err_oracle, base.floor) if math.isfinite(base.err_oracle) else base.floor
+    scale = errors.output_scale(base.ymax)
+    same = 1e-9 * scale  # a variant this close to the spec does not apply to the case
+    tried: list[_Tried] = []
+
+    def attempt(combo: tuple[Variant, ...]) -> _Tried | None:
+        res = run_variants(combo, call)
+        diag.tried += len(combo) == 1
+        if res is None:
+            return None
+        res = view(res)
+        try:
+            flat = _flat(res, states)
+        except (TypeError, ValueError):
+            return None
+        if flat.shape != spec_flat.shape or not np.isfinite(flat).all():
+            return None
+        if float(np.max(np.abs(flat - spec_flat), initial=0.0)) <= same:
+            return None
+        bars = [o - spec_flat + flat for o in oracle_flats]  # the case's rounding noise, around the variant
+        precise = any(v.precision for v in combo)
+        if precise:  # judged against its own rounding noise too: the variant on nudged inputs
+            nudged = run_variants(combo, _nudged(call, case.seed))
+            if nudged is not None:
+                bars.append(_flat(view(nudged), states))
+        cmp = errors.compare(impl, flat, bars, dtype)
+        err_v = float(np.max(np.abs(flat - spec_flat)))
+        bits_v = errors.effective_bits(err_v, scale, dtype)
+        # NUM-6 does not apply here: a reduced-precision variant's own noise is large by design
+        explains = cmp.ratio <= errors.K and not cmp.out_of_range
+        if precise:
+            explains = explains and base.bits is not None and abs(base.bits - bits_v) <= BITS_BAND
+        t = _Tried(tuple(v.name for v in combo), tuple(dict.fromkeys(v.rule for v in combo)),
+                   tuple(v.reading for v in combo), flat, res, cmp.ratio, bits_v, explains)
+        tried.append(t)
+        return t
+
+    for v in variants:
+        if time.perf_counter() - t0 > budget_s:
+            diag.exhausted = True
+            break
+        attempt((v,))
+    diag.applicable = len(tried)
+    if not any(t.explains for t in tried) and not diag.exhausted:
+        ranked = sorted(tried, key=lambda t: t.ratio)[:PAIR_CANDIDATES]
+        by_name = {v.name: v for v in variants}
+        for a, b in itertools.combinations(ranked, 2):
+            if time.perf_counter() - t0 > budget_s:
+                diag.exhausted = True
+                break
+            if {by_name[a.names[0]].family} == {by_name[b.names[0]].family}:
+                continue  # two readings of one convention do not compose
+            diag.pairs += 1
+            attempt((by_name[a.names[0]], by_name[b.names[0]]))
+    _conclude(diag, tried, denom)
+    diag.divergence = first_divergence(case, out, spec, denom, states,
+                                       _explaining_result(tried) if diag.confident else None)
+    diag.elapsed_s = time.perf_counter() - t0
+    return diag
+
+
+def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float) -> None:
+    explaining = sorted((t for t in tried if t.explains), key=lambda t: (len(t.names), t.ratio))
+    groups: list[list[_Tried]] = []
+    for t in explaining:  # variants with the same output on this case are one explanation
+        for g in groups:
+            if np.max(np.abs(g[0].flat - t.flat), initial=0.0) <= denom:
+                g.append(t)
+                break
+        else:
+            groups.append([t])
+    diag.closest = [{"variant": " + ".join(t.names), "ratio": _finite(t.ratio), "bits": _finite(t.bits)}
+                    for t in sorted(tried, key=lambda t: t.ratio)[:5]]
+    if not groups:
+        diag.message = "no known variant explains it"
+        return
+    diag.status = "explained" if len(groups) == 1 else "ambiguous"
+    diag.confident = len(groups) == 1
+    diag.variants = [" + ".join(g[0].names) for g in groups]
+    diag.aliases = [[" + ".join(t.names) for t in g[1:]] for g in groups]
+    diag.rules = list(dict.fromkeys(r for g in groups for r in g[0].rules))
+    diag.readings = ["; ".join(g[0].readings) for g in groups]
+
+
+def _explaining_result(tried: list[_Tried]):
+    best = [t for t in tried if t.explains]
+    return min(best, key=lambda t: t.ratio).res if best else None
+
+
+def _finite(v) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _states_comparable(out, spec) -> bool:
+    try:
+        return (len(out.h) == len(spec.h) and all(np.shape(a) == np.shape(b) for la, lb in zip(out.h, spec.h)
+                                                  for a, b in zip(la, lb)))
+    except TypeError:
+        return False
+
+
+def _nudged(call: Call, seed: int) -> Call:
+    rng = np.random.default_rng([seed, 0xd1a6])
+    w, x, init = errors.nudge_inputs(call.weights, call.x, call.initial_state, "float64", rng)
+    return replace(call, weights=w, x=x, initial_state=init)
+
+
+def first_divergence(case, out, spec, denom: float, states: bool = True, explained=None) -> dict:
+    """The first place (layer, direction, timestep, unit, output h/c) where ``out`` leaves the spec by more
+    than K times the case's rounding bar. Timesteps count in the returned order (processing order for
+    go_backwards, DIR-2); for a final state, the timestep is where the explaining variant's layer output
+    first leaves the spec's, when there is one."""
+    cfg = case.config
+    bar = errors.K * denom
+    o, s = np.asarray(out.output, np.float64) if not isinstance(out.output, (tuple, list)) else None, spec.output
+    if o is not None and not isinstance(s, (tuple, list)) and o.shape == np.shape(s):
+        d = np.abs(o - np.asarray(s, np.float64))
+        bad = ~(d <= bar)
+        if bad.any():
+            where = {"part": "output", "layer": cfg.num_layers - 1}
+            if o.ndim == 3:
+                t = int(np.argmax(bad.any(axis=(0, 2))))
+                b, unit = np.unravel_index(int(np.argmax(np.where(bad[:, t], d[:, t], -1))), d[:, t].shape)
+                where.update(timestep=t, batch=int(b), unit=int(unit))
+            else:
+                b, unit = np.unravel_index(int(np.argmax(np.where(bad, d, -1))), d.shape)
+                where.update(timestep=None, batch=int(b), unit=int(unit))
+            where["direction"] = _direction(cfg, where["unit"])
+            return where
+    if not states:
+        return {}
+    for layer in range(len(spec.h)):
+        for direction in range(len(spec.h[layer])):
+            for part in ("h", "c"):
+                a = np.asarray(getattr(out, part)[layer][direction], np.float64)
+                d = np.abs(a - np.asarray(getattr(spec, part)[layer][direction], np.float64))
+                if (~(d <= bar)).any():
+                    b, unit = np.unravel_index(int(np.argmax(np.where(~(d <= bar), d, -1))), d.shape)
+                    return {"part": part, "layer": layer, "direction": direction, "batch": int(b), "unit": int(unit),
+                            "timestep": _sequence_divergence(explained, spec, layer, bar)}
+    return {}
+
+
+def _direction(cfg, unit: int) -> int | None:
+    if cfg.bidirectional and cfg.effective_merge_mode == "concat":
+        return int(unit >= cfg.hidden_size)
+    return None if cfg.bidirectional else 0
+
+
+def _sequence_divergence(explained, spec, layer: int, bar: float) -> int | None:
+    try:
+        a, b = np.asarray(explained.sequences[layer]), np.asarray(spec.sequences[layer])
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if a.shape != b.shape or a.ndim != 3:
+        return None
+    bad = ~(np.abs(a - b) <= bar)
+    return int(np.argmax(bad.any(axis=(0, 2)))) if bad.any() else None
