@@ -28,9 +28,17 @@ __all__ = ["ACTIVATIONS", "Activation", "parse_activation", "activation_names", 
 
 
 def _sigmoid(x):
-    # ACT-2: 1 / (1 + exp(-x)), evaluated without overflow for large |x|.
+    # ACT-2: 1 / (1 + exp(-x)), evaluated without overflow for large |x|: with e = exp(-|x|) <= 1 it is
+    # 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, one exp and one division for both branches.
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    out = np.where(x >= 0, np.asarray(1, x.dtype), e)
+    out /= 1 + e
+    return out
+
+
+def _d_sigmoid_from_output(y):
+    # ACT-2: sigmoid' = s (1 - s) with s = sigmoid(x)
+    return y * (1 - y)
 
 
 def _softplus(x):
@@ -68,6 +76,11 @@ def _d_gelu_tanh(x):
     return (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * k * x * x)).astype(x.dtype, copy=False)
 
 
+def _d_silu(x):
+    s = _sigmoid(x)
+    return s * (1 + x * (1 - s))  # d/dx x s(x) = s + x s (1 - s)
+
+
 def _min_norm(left, right):
     """The derivative at a kink: of the one-sided derivatives, the one nearer 0 (0 if they differ in sign)."""
     return np.where(left * right <= 0, 0, np.where(np.abs(left) <= np.abs(right), left, right))
@@ -102,6 +115,9 @@ class _Entry:
     fn: Callable[..., np.ndarray]
     params: tuple[tuple[str, float], ...] = ()  # (name, ONNX default) in the order ONNX consumes them
     dfn: Callable[..., np.ndarray] | None = None  # derivative f'(x, *params), same dtype as x (GRAD-1)
+    # f' written through the output y = f(x), where that is dfn's own arithmetic (the same numbers without
+    # evaluating f again; the backward pass has y from the forward trace)
+    dfn_y: Callable[..., np.ndarray] | None = None
     kinks: Callable[..., tuple[float, ...]] = lambda *params: ()  # where f' is undefined, given the params
 
 
@@ -116,8 +132,10 @@ _AT_ZERO = lambda *p: (0.0,)  # noqa: E731
 # name -> entry. Functions receive x in the dtype under test and return the same dtype; ``dfn`` is f' (the
 # minimum-norm value at a kink, module docstring), ``kinks`` the points where f' is undefined (GRAD-1).
 ACTIVATIONS: dict[str, _Entry] = {
-    "tanh": _Entry("ACT-1", "tanh(x)", lambda x: np.tanh(x), dfn=lambda x: 1 - np.tanh(x) ** 2),
-    "sigmoid": _Entry("ACT-2", "1 / (1 + exp(-x))", _sigmoid, dfn=lambda x: _sigmoid(x) * (1 - _sigmoid(x))),
+    "tanh": _Entry("ACT-1", "tanh(x)", lambda x: np.tanh(x), dfn=lambda x: 1 - np.tanh(x) ** 2,
+                   dfn_y=lambda y: 1 - y ** 2),
+    "sigmoid": _Entry("ACT-2", "1 / (1 + exp(-x))", _sigmoid, dfn=lambda x: _d_sigmoid_from_output(_sigmoid(x)),
+                      dfn_y=_d_sigmoid_from_output),
     "hard_sigmoid_keras2": _Entry(
         "ACT-3", "clip(0.2 x + 0.5, 0, 1)  (tf-keras / Keras 2 `hard_sigmoid`)",
         lambda x: np.clip(np.asarray(0.2, x.dtype) * x + np.asarray(0.5, x.dtype), 0, 1).astype(x.dtype),
@@ -140,11 +158,10 @@ ACTIVATIONS: dict[str, _Entry] = {
         lambda x: (np.asarray(_SELU_SCALE, x.dtype) * _elu(x, np.asarray(_SELU_ALPHA, x.dtype))).astype(x.dtype),
         dfn=lambda x: (_dt(_SELU_SCALE, x) * _d_elu(x, _dt(_SELU_ALPHA, x))).astype(x.dtype), kinks=_AT_ZERO,
     ),
-    "silu": _Entry("ACT-11", "x * sigmoid(x)  (also called swish)", lambda x: x * _sigmoid(x),
-                   dfn=lambda x: _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    "silu": _Entry("ACT-11", "x * sigmoid(x)  (also called swish)", lambda x: x * _sigmoid(x), dfn=_d_silu),
     "gelu": _Entry("ACT-13", "0.5 x (1 + erf(x / sqrt(2)))  (exact)", _gelu_exact, dfn=_d_gelu_exact),
     "gelu_tanh": _Entry("ACT-14", "0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))", _gelu_tanh, dfn=_d_gelu_tanh),
-    "exponential": _Entry("ACT-15", "exp(x)", lambda x: np.exp(x), dfn=lambda x: np.exp(x)),
+    "exponential": _Entry("ACT-15", "exp(x)", lambda x: np.exp(x), dfn=lambda x: np.exp(x), dfn_y=lambda y: y),
     "leaky_relu": _Entry(
         "ACT-16", "x if x >= 0 else 0.2 x  (Keras default negative_slope 0.2)",
         lambda x: np.where(x >= 0, x, np.asarray(0.2, x.dtype) * x).astype(x.dtype),
@@ -203,9 +220,16 @@ class Activation:
         args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
         return entry.fn(x, *args)
 
-    def derivative(self, x: np.ndarray) -> np.ndarray:
-        """f'(x) in x's dtype; at a kink the minimum-norm one-sided value (spec/activations.md, Derivatives)."""
+    def derivative(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """f'(x) in x's dtype; at a kink the minimum-norm one-sided value (spec/activations.md, Derivatives).
+
+        ``y``, when given, must be ``f(x)`` as this activation computed it (the forward trace's value): a
+        derivative that is a formula in the output (sigmoid, tanh, exponential) then reads it instead of
+        evaluating f again, with the same arithmetic and so the same numbers.
+        """
         entry = ACTIVATIONS[self.name]
+        if y is not None and entry.dfn_y is not None:
+            return entry.dfn_y(y)
         args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
         return entry.dfn(x, *args)
 

@@ -98,31 +98,36 @@ def lstm_step(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray,
 
 
 def lstm_step_trace(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.ndarray, c: np.ndarray) -> StepTrace:
-    """:func:`lstm_step` with its intermediate values: the step's math, written once."""
+    """:func:`lstm_step` with its intermediate values: the step's math, written once.
+
+    The four gates live in one block ``z[B, 4, u]`` (rows i, f, c, o), so one product gives all of GATE-1
+    and one call of ract covers i and f together; the ``z``, ``a`` and gate fields of the trace are views
+    of those blocks.
+    """
     B, four, u = zx_t.shape
     z = zx_t + (h @ lw.U.reshape(four * u, -1).T).reshape(B, four, u)  # GATE-1: + U_k h_{t-1}
-    zi, zf, zc, zo = z[:, 0], z[:, 1], z[:, 2], z[:, 3]
     ract, act = config.recurrent_act, config.act
     clip = None if config.cell_clip is None else np.asarray(config.cell_clip, z.dtype)
     if lw.P is not None:  # PEEP-1: P rows are (i, o, f); i and f see c_{t-1}
-        zi = zi + lw.P[0] * c
-        zf = zf + lw.P[2] * c
-    ai, af, ac = zi, zf, zc
-    if clip is not None:
-        # CLIP-1: the activation input is the whole argument, peephole term included
-        ai, af, ac = np.clip(zi, -clip, clip), np.clip(zf, -clip, clip), np.clip(zc, -clip, clip)
+        z[:, 0] += lw.P[0] * c
+        z[:, 1] += lw.P[2] * c
+    # CLIP-1: the activation input is the whole argument, peephole term included (o's below, after c_t)
+    a_ifc = z[:, :3] if clip is None else np.clip(z[:, :3], -clip, clip)
+    ai, af, ac = a_ifc[:, 0], a_ifc[:, 1], a_ifc[:, 2]
     if not config.input_forget:
-        i, f = ract(ai), ract(af)  # GATE-2: ract for i, f, o; act for g
+        i_f = ract(a_ifc[:, :2])  # GATE-2: ract for i, f (and o); one call on the i, f block
+        i, f = i_f[:, 0], i_f[:, 1]
     elif config.input_forget_reading == "f-from-i":
         i = ract(ai)
         f = 1 - i  # IFG-1 'f-from-i': f's own weights, bias and peephole are unused
     else:
         f = ract(af)
         i = 1 - f  # IFG-1 'i-from-f': i's own weights, bias and peephole are unused
-    g = act(ac)
+    g = act(ac)  # GATE-2: act for g
     c_new = f * c + i * g  # GATE-3: stored unclipped under every CLIP-1 reading
+    zo = z[:, 3]
     if lw.P is not None:
-        zo = zo + lw.P[1] * c_new  # PEEP-1: o sees c_t
+        zo += lw.P[1] * c_new  # PEEP-1: o sees c_t
     ao = zo if clip is None else np.clip(zo, -clip, clip)  # CLIP-1: after the peephole term, as for i and f
     o = ract(ao)
     cell_in = c_new
@@ -131,7 +136,8 @@ def lstm_step_trace(config: Config, lw: LayerWeights, zx_t: np.ndarray, h: np.nd
     act_c = act(cell_in)
     m = o * act_c  # GATE-4
     h_new = m @ lw.W_hr.T if lw.W_hr is not None else m  # PROJ-1
-    return StepTrace(h, c, (zi, zf, zc, zo), (ai, af, ac, ao), i, f, g, o, c_new, cell_in, act_c, m, h_new)
+    return StepTrace(h, c, (z[:, 0], z[:, 1], z[:, 2], zo), (ai, af, ac, ao), i, f, g, o, c_new, cell_in, act_c,
+                     m, h_new)
 
 
 @dataclass
@@ -174,24 +180,24 @@ def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.n
     if lw.W_hr is not None:  # PROJ-1: h_t = m W_hr^T
         dW_hr = dh.T @ tr.m
         dh = dh @ lw.W_hr
+    # f'(a) from the trace's f(a) where the registry writes f' through the output (ACT-*: sigmoid, tanh)
     do = dh * tr.act_c  # GATE-4
-    dcell = dh * tr.o * act.derivative(tr.cell_in)
+    dcell = dh * tr.o * act.derivative(tr.cell_in, tr.act_c)
     if clip is not None and config.clip_reading == "gate-inputs-and-cell":
         dcell = _clip_gate(dcell, tr.c, clip)  # CLIP-1 reading: h's input is clip(c_t)
     dc = dc + dcell
-    dzo = _clip_gate(do * ract.derivative(ao), zo, clip)
+    dzo = _clip_gate(do * ract.derivative(ao, tr.o), zo, clip)
     if lw.P is not None:
         dc = dc + dzo * lw.P[1]  # PEEP-1: z_o sees c_t
     di, df, dg, dc_prev = dc * tr.g, dc * tr.c_prev, dc * tr.i, dc * tr.f  # GATE-3
-    zero = np.zeros_like(dc)
     if not config.input_forget:
-        dzi, dzf = ract.derivative(ai) * di, ract.derivative(af) * df
+        dzi, dzf = ract.derivative(ai, tr.i) * di, ract.derivative(af, tr.f) * df
     elif config.input_forget_reading == "f-from-i":
-        dzi, dzf = ract.derivative(ai) * (di - df), zero  # IFG-1: f = 1 - i
+        dzi, dzf = ract.derivative(ai, tr.i) * (di - df), np.zeros_like(dc)  # IFG-1: f = 1 - i
     else:
-        dzi, dzf = zero, ract.derivative(af) * (df - di)  # IFG-1: i = 1 - f
+        dzi, dzf = np.zeros_like(dc), ract.derivative(af, tr.f) * (df - di)  # IFG-1: i = 1 - f
     dzi, dzf = _clip_gate(dzi, zi, clip), _clip_gate(dzf, zf, clip)
-    dzc = _clip_gate(dg * act.derivative(ac), zc, clip)
+    dzc = _clip_gate(dg * act.derivative(ac, tr.g), zc, clip)
     dP = None
     if lw.P is not None:  # PEEP-1: rows i, o, f
         dc_prev = dc_prev + dzi * lw.P[0] + dzf * lw.P[2]
