@@ -68,7 +68,8 @@ class Diagnosis:
             head = "no known variant explains it"
         else:
             return f"not diagnosed: {self.message}"
-        at = ", ".join(f"{k} {v}" for k, v in self.divergence.items() if v is not None)
+        at = ", ".join(f"{k} {self.divergence[k]}" for k in ("part", "layer", "direction", "timestep", "batch", "unit")
+                       if self.divergence.get(k) is not None)
         tail = f" ({self.tried} variants, {self.pairs} pairs, {self.elapsed_s:.2f}s"
         tail += ", budget exhausted)" if self.exhausted else ")"
         return head + (f"; first diverges at {at}" if at else "") + tail

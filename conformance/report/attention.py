@@ -13,6 +13,7 @@ import re
 
 from ..harness.results import Verdict
 from ..harness.rules import rule_sort_key
+from .diagnoses import diagnosis_line, finding_diagnosis
 from .findings import xfail_parts
 from .view import config_brief, fmt
 
@@ -58,7 +59,7 @@ def _card(key: str, b: dict, f: dict, k: float, seeds: dict, anchor: str, full: 
         "repro_missing": f.get("repro") if f.get("repro") and not f.get("blob") else None,
         # the whole case only where it is worth the bytes: the few real failures
         "case": json.dumps(f["config"], indent=2, sort_keys=True, default=str) if full and f.get("config") else None,
-        "finding": None,
+        "finding": None, "diagnosis": diagnosis_line(f.get("metrics")),
     }
 
 
@@ -84,7 +85,8 @@ def _finding_cards(key: str, b: dict, k: float, seeds: dict) -> dict:
         card = _card(key, b, example, k, seeds, _anchor("finding", key, n), full=False)
         # the card's rules: every rule its checks cite (the filter matches any of them)
         parts = xfail_parts(example["message"])
-        card.update(rules=finding["rules"], finding=finding, message=_clip(parts["detail"] if parts else card["message"]))
+        card.update(rules=finding["rules"], finding=finding, message=_clip(parts["detail"] if parts else card["message"]),
+                    diagnosis=finding_diagnosis(b["failures"], finding) or card["diagnosis"])
         cards.append(card)
     findings = b.get("findings", [])
     return {"kind": "xfail", "backend": key, "property": None, "cards": cards,

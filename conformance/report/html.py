@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..harness.results import VERDICTS
 from .attention import build_attention
+from .conventions import build_conventions
 from .runs import RunData
 from .view import build_view, case_anchor, config_brief, fmt
 
@@ -46,4 +47,5 @@ def render(summary: dict, runs: list[RunData]) -> str:
     env.filters.update(fmt=fmt, brief=config_brief, iso=_iso, num=_num, duration=_duration)
     env.globals["verdicts"] = VERDICTS
     return env.get_template("index.html.j2").render(s=summary, v=build_view(summary, runs),
-                                                    a=build_attention(summary))
+                                                    a=build_attention(summary),
+                                                    c=build_conventions([r for run in runs for r in run.records]))
