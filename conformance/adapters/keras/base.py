@@ -379,3 +379,33 @@ class KerasAdapterBase(Adapter):
             # an unmapped name is reported as itself, so DEF-2 fails naming it
             names[role] = self.capabilities.activations.get(fw, f"unmapped Keras activation {fw!r}")
         return weights, names
+
+    # ---- gradients and training mode (GRAD-*, TRAIN-*): the backends' autodiff in keras/gradients.py --------
+    def gradient_unsupported_reason(self, config, variant, device):
+        from .gradients import gradient_unsupported_reason
+
+        return gradient_unsupported_reason(self, config, variant, device)
+
+    def gradients(self, handle, x, *, g_out, g_h, g_c, initial_state, mask=None, masked_output="carry",
+                  training=False):
+        from .gradients import keras_gradients
+
+        return keras_gradients(self, handle, x, g_out=g_out, g_h=g_h, g_c=g_c, initial_state=initial_state,
+                               mask=mask, masked_output=masked_output, training=training)
+
+    def dropout_unsupported_reason(self, config, variant, device):
+        from .gradients import dropout_unsupported_reason
+
+        return dropout_unsupported_reason(self, config, variant, device)
+
+    def build_dropout(self, config, weights, *, dropout, recurrent_dropout, variant="default", device="cpu"):
+        from .gradients import build_dropout
+
+        return build_dropout(self, config, weights, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                             variant=variant, device=device)
+
+    def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        from .gradients import forward_training
+
+        return forward_training(self, handle, x, mask=mask, initial_state=initial_state,
+                                masked_output=masked_output)
