@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from conformance.adapters.base import Capabilities, Output
+from conformance.adapters.base import Capabilities, GradientOutput, Output
 from conformance.adapters.numpy_ref import NumpyAdapter
 from conformance.calibration import slips
 from reference import Weights, lstm_forward
@@ -172,6 +172,51 @@ class StateResetAdapter(NumpyAdapter):
                       kernel_path="chunked")
 
 
+class TruncatedGradientAdapter(NumpyAdapter):
+    """Gradients back-propagated through the last 4 processing steps only (truncated BPTT where the full
+    gradient is asked for): the input gradient before them and the initial-state gradients are 0, the weight
+    gradients hold only those steps'. One direction (go_backwards as the forward run on the reversed input,
+    DIR-1/DIR-2), no mask; elsewhere the correct gradients."""
+
+    name = "broken-grad-truncated-4"
+    WINDOW = 4
+
+    def gradients(self, handle, x, *, g_out, g_h, g_c, initial_state, mask=None, masked_output="carry",
+                  training=False):
+        cfg, T = handle.config, x.shape[1]
+        call = dict(g_h=g_h, g_c=g_c, masked_output=masked_output, training=training)
+        if T <= self.WINDOW or cfg.bidirectional or mask is not None:
+            return super().gradients(handle, x, g_out=g_out, initial_state=initial_state, mask=mask, **call)
+        fwd = self.build(cfg.replace(go_backwards=False), handle.weights)
+        xs = x[:, ::-1] if cfg.go_backwards else x  # go_backwards: outputs in processing order (DIR-2)
+        t0 = T - self.WINDOW
+        head = lstm_forward(fwd.config.replace(return_sequences=True), fwd.weights, xs[:, :t0].astype(cfg.dtype),
+                            initial_state=initial_state)
+        carried = [list(zip(hs, cs)) for hs, cs in zip(head.h, head.c)]
+        tail = super().gradients(fwd, xs[:, t0:], g_out=g_out[:, t0:] if cfg.return_sequences else g_out,
+                                 initial_state=carried, **call)
+        dx = np.zeros(x.shape, tail.x.dtype)
+        dx[:, t0:] = tail.x
+        zeros = lambda per: [[np.zeros_like(a) for a in dirs] for dirs in per]  # noqa: E731
+        return GradientOutput(output=super().forward(handle, x, initial_state=initial_state),
+                              x=dx[:, ::-1] if cfg.go_backwards else dx, h0=zeros(tail.h0), c0=zeros(tail.c0),
+                              weights=tail.weights, kernel_path="truncated")
+
+
+class MaskLeakGradientAdapter(NumpyAdapter):
+    """Masked steps leak gradient: the input gradient at a masked step is the unmasked run's instead of 0 (a
+    backward pass that masks the forward state update but not the gradient into the cell's input)."""
+
+    name = "broken-grad-mask-leak"
+
+    def gradients(self, handle, x, *, mask=None, **kw):
+        g = super().gradients(handle, x, mask=mask, **kw)
+        if mask is not None:
+            free = super().gradients(handle, x, mask=None, **kw)
+            g.x = np.where(mask[..., None], g.x, free.x)
+        return g
+
+
 class NeverInstalledAdapter(NumpyAdapter):
     """A backend whose framework is never importable: every property skips, so a run checks nothing."""
 
@@ -193,4 +238,6 @@ EXPECTED = {cls.name: (cls, f"conformance/properties/{module}", prop, rule) for 
     (ReducedMantissaAdapter, "test_numerics.py", "test_layer_computes_in_its_declared_dtype", "NUM-5"),
     (AveAsSumAdapter, "test_direction.py", "test_bidirectional_merge_modes", "BIDI-2"),
     (StateResetAdapter, "test_equations.py", "test_long_sequences_match_reference", "GATE-3"),
+    (TruncatedGradientAdapter, "test_gradients.py", "test_gradients_match_reference", "GRAD-1"),
+    (MaskLeakGradientAdapter, "test_gradients.py", "test_masked_steps_pass_gradients_through", "GRAD-2"),
 )}
