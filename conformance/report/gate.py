@@ -16,6 +16,10 @@ A regression is, per backend present in the baseline:
   (as accurate as the reference in the dtype itself) count as 1, so noise among near-exact results is not a
   regression.
 
+Before the regressions, the gate prints what changed without failing it, for reading an upgrade (two runs of
+one backend on different releases): framework versions, findings fixed (a known finding with xfail checks in
+the baseline and none now), new known findings, properties passing now that failed before, executed checks.
+
 Summaries of schema 2 (whose ratio statistics still included xfail checks) are read too, with a note.
 Every text taken from the inputs (names, messages, paths) is printed through :func:`.text.printable`: a
 record cannot clear the terminal or forge an output line.
@@ -35,7 +39,7 @@ from .runs import load_run
 from .summary import SCHEMA_VERSION, build_summary
 from .text import printable
 
-__all__ = ["Regression", "compare", "load_summary", "run_gate"]
+__all__ = ["Regression", "changes", "compare", "load_summary", "run_gate"]
 
 _INCOMPLETE = ("killed", "interrupted", "unknown")
 _NOTES_PER_RUN = 5
@@ -209,6 +213,44 @@ def compare(base: dict, run: dict, ratio_factor: float = 4.0) -> list[Regression
     return out
 
 
+def _finding_key(f: dict) -> tuple:
+    return (f.get("rule"), f.get("reason") or ",".join(f.get("properties") or []))
+
+
+def changes(base: dict, run: dict) -> list[str]:
+    """What changed besides regressions, for reading an upgrade: versions, findings fixed or newly matched,
+    failures gone, executed checks. Informational: none of it fails the gate."""
+    lines = []
+    for name, b in sorted(base["backends"].items()):
+        r = run["backends"].get(name)
+        if r is None:
+            continue
+        bv, rv = b.get("versions") or {}, r.get("versions") or {}
+        moved = [f"{k} {bv.get(k, '-')} -> {rv.get(k, '-')}" for k in sorted(set(bv) | set(rv)) if bv.get(k) != rv.get(k)]
+        if moved:
+            lines.append(f"  VERSIONS     {printable(name)}: {printable(', '.join(moved))}")
+        now = {_finding_key(f): f for f in r.get("findings") or []}
+        for key, f in sorted(((k, f) for k, f in ((_finding_key(f), f) for f in b.get("findings") or [])
+                              if k not in now), key=lambda kf: rule_sort_key(kf[0][0] or "")):
+            lines.append(f"  FIXED        {printable(name)}: {printable(f.get('rule'))} {printable(f.get('reason') or '')}"
+                         f" ({f.get('count', 0)} known-finding check(s) in the baseline, none now)")
+        before = {_finding_key(f) for f in b.get("findings") or []}
+        for key, f in now.items():
+            if key not in before:
+                lines.append(f"  NEW FINDING  {printable(name)}: {printable(f.get('rule'))} "
+                             f"{printable(f.get('reason') or '')} ({f.get('count', 0)} check(s); a known finding, "
+                             "recorded as xfail)")
+        for prop, counts in sorted(b["properties"].items()):
+            if _failing(counts) and not _failing(r["properties"].get(prop, {})) and \
+                    _executed(r["properties"].get(prop, {})):
+                lines.append(f"  NOW PASSING  {printable(name)}: {printable(prop)} ({_failing(counts)} failing "
+                             "check(s) in the baseline, none now)")
+        if b.get("executed") != r.get("executed"):
+            lines.append(f"  CHECKS       {printable(name)}: {b.get('executed')} executed in the baseline, "
+                         f"{r.get('executed')} now")
+    return lines
+
+
 def _notes(label: str, summary: dict) -> list[str]:
     """What the runs' readers noticed (older records, skipped lines), so a gate over them says so."""
     lines = []
@@ -240,6 +282,11 @@ def run_gate(baseline: Path, run: Path, ratio_factor: float = 4.0, out=None, err
           f"{printable(run)} ({printable(now.get('generated'))})", file=out)
     for line in _notes("baseline", base) + _notes("run", now):
         print(line, file=out)
+    changed = changes(base, now)
+    if changed:
+        print("what changed (informational):", file=out)
+        for line in changed:
+            print(line, file=out)
     new = printable(", ".join(sorted(set(now["backends"]) - set(base["backends"]))))
     if not regressions:
         print(f"  no regression over {len(base['backends'])} backend(s)"

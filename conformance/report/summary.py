@@ -265,18 +265,16 @@ class _BackendAcc:
         }
 
 
-def _unique_key(name: str, run: RunData, taken: dict) -> str:
-    if name not in taken:
-        return name
-    key = f"{name}@{run.run_id}"
-    n = 2
-    while key in taken:
-        key, n = f"{name}@{run.run_id}-{n}", n + 1
-    return key
+def _version_label(backend: dict) -> str:
+    """``keras 3.8.0, jax 0.4.38``: what tells two runs of one backend apart in an upgrade comparison."""
+    return ", ".join(f"{k} {v}" for k, v in sorted((backend.get("versions") or {}).items()))
 
 
 def _backends(runs: list[RunData]) -> dict[str, dict]:
-    backends: dict[str, dict] = {}
+    """One entry per backend and run. A backend that appears in several runs is keyed ``name@versions`` when the
+    runs differ in framework versions (one card per release in an upgrade comparison); otherwise the first run
+    keeps the name and later ones are ``name@run_id``."""
+    finished: list[tuple[str, dict, RunData]] = []
     for run in runs:
         accs = {name: _BackendAcc(name, run, meta if isinstance(meta, dict) else {})
                 for name, meta in dict(run.info.get("backends") or {}).items()}
@@ -284,8 +282,19 @@ def _backends(runs: list[RunData]) -> dict[str, dict]:
             if rec.adapter not in accs:
                 accs[rec.adapter] = _BackendAcc(rec.adapter, run, {})
             accs[rec.adapter].add(rec)
-        for name, acc in accs.items():
-            backends[_unique_key(name, run, backends)] = acc.finish()
+        finished += [(name, acc.finish(), run) for name, acc in accs.items()]
+    backends: dict[str, dict] = {}
+    for name, entry, run in finished:
+        same = [e for n, e, _ in finished if n == name]
+        labels = {_version_label(e) for e in same}
+        if len(same) > 1 and len(labels) == len(same):
+            key = f"{name}@{_version_label(entry)}"
+        else:  # one run, or runs of the same releases (shards, reruns): the first keeps the name
+            key = name if name not in backends else f"{name}@{run.run_id}"
+        n = 2
+        while key in backends:
+            key, n = f"{name}@{run.run_id}-{n}", n + 1
+        backends[key] = entry
     return backends
 
 

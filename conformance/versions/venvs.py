@@ -81,9 +81,10 @@ def ensure_venv(backend: str, pins: list[str], cache: Path | None = None, log=No
         return path
     if log:
         log(f"  building {path} ({' '.join(reqs)})")
-    venv.EnvBuilder(with_pip=True, clear=True).create(path)
-    proc = subprocess.run([str(venv_python(path)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                           *reqs], capture_output=True, text=True, check=False)
+    # this Python's pip installs into the new env (``pip --python``): no ensurepip run per environment
+    venv.EnvBuilder(with_pip=False, clear=True).create(path)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv_python(path)), "install", "-q",
+                           "--disable-pip-version-check", *reqs], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("WARNING: Location")]
         raise InstallError(" / ".join(lines[-_LOG_LINES:]) or f"pip exited {proc.returncode}")
