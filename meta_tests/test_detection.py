@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from conformance.adapters.numpy_ref import NumpyAdapter
 from conformance.harness import errors
+from conformance.harness.gradient_errors import gradient_tensors
+from conformance.harness.gradient_judge import cotangents, initial_state_or_zeros, judge_gradients
 from conformance.harness.judge import Target, judge_forward, judge_precision, run_adapter
 from conformance.harness.strategies import TYPICAL, cases
 
@@ -94,5 +96,64 @@ def test_slips_fail_on_nearly_every_observable_case(name, record_property):
                      f"{c['not observable']} not observable")
         assert rate >= TARGET[dtype], f"{name} {dtype}: detected on {rate:.1%} < {TARGET[dtype]:.0%}: {dict(c)}"
         assert c["inconclusive"] <= MAX_INCONCLUSIVE * sum(c.values()), f"{name} {dtype}: {dict(c)}"
+    record_property("detection", "; ".join(lines))
+    print(f"{name}: " + "; ".join(lines))
+
+
+#: gradient slips: the strategy arguments of the property that targets each (conformance/properties/test_gradients.py)
+GRADIENT_PLAN = {
+    "broken-grad-truncated-4": dict(mask=False, fixed={"cell_clip": None}, max_timesteps=32, long_sequences=False),
+    "broken-grad-mask-leak": dict(mask=True, fixed={"cell_clip": None}, max_timesteps=32, long_sequences=False),
+}
+
+
+def _gradients(adapter, case) -> dict:
+    g_out, g_h, g_c = cotangents(case)
+    handle = adapter.build(case.config, case.weights)
+    g = adapter.gradients(handle, case.x, g_out=g_out, g_h=g_h, g_c=g_c, initial_state=initial_state_or_zeros(case),
+                          mask=case.mask, masked_output=case.masked_output)
+    return gradient_tensors(g.x, g.h0, g.c0, g.weights)
+
+
+def measure_gradients(name: str) -> dict[str, Counter]:
+    """As :func:`measure`, per gradient tensor: observable when the slip moves some tensor by more than that
+    tensor's own bar (max(err_oracle, floor) of the error model)."""
+    adapter = EXPECTED[name][0]()
+    broken, correct = Target(adapter), NumpyAdapter()
+    tally: dict[str, Counter] = {}
+
+    @settings(max_examples=N_CASES, phases=[Phase.generate], database=None, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def sample(data):
+        case = data.draw(cases(adapter, **GRADIENT_PLAN[name]))
+        counts = tally.setdefault(case.config.dtype, Counter())
+        j = judge_gradients(broken, case)
+        if j.inconclusive:
+            counts["inconclusive"] += 1
+            return
+        slip, right = _gradients(adapter, case), _gradients(correct, case)
+        bars = {n: max(t.get("err_oracle") or 0.0, t.get("floor") or 0.0) for n, t in j.metrics["tensors"].items()}
+        if not any(float(np.max(np.abs(slip[n] - right[n]), initial=0.0)) > bars[n] for n in slip):
+            counts["not observable"] += 1
+            return
+        counts["pass" if j.ok else "fail"] += 1
+
+    sample()
+    return tally
+
+
+@pytest.mark.parametrize("name", sorted(GRADIENT_PLAN))
+def test_gradient_slips_fail_on_nearly_every_observable_case(name, record_property):
+    tally = measure_gradients(name)
+    lines = []
+    for dtype, c in sorted(tally.items()):
+        conclusive = c["fail"] + c["pass"]
+        rate = c["fail"] / conclusive if conclusive else 1.0
+        lines.append(f"{dtype}: {c['fail']}/{conclusive} fail ({rate:.1%}), {c['inconclusive']} inconclusive, "
+                     f"{c['not observable']} not observable")
+        assert rate >= TARGET[dtype], f"{name} {dtype}: detected on {rate:.1%} < {TARGET[dtype]:.0%}: {dict(c)}"
+        assert c["inconclusive"] <= MAX_INCONCLUSIVE * sum(c.values()), f"{name} {dtype}: {dict(c)}"
+    assert sum(c["fail"] for c in tally.values()) > 0, f"{name}: no observable case drawn: {tally}"
     record_property("detection", "; ".join(lines))
     print(f"{name}: " + "; ".join(lines))
