@@ -23,7 +23,7 @@ from ..harness.rules import rule_sort_key, spec_rules
 from .findings import fold_findings
 from .runs import RunData, property_rules
 
-__all__ = ["HIST_EDGES", "RATIO_CLASSES", "SCHEMA_VERSION", "build_summary"]
+__all__ = ["HIST_EDGES", "RATIO_CLASSES", "SCHEMA_VERSION", "build_summary", "tensor_order"]
 
 #: version of summary.json's layout (2: counts include 'inconclusive'; rules name the properties citing them;
 #: 3: ratio statistics over passes and failures, xfail and inconclusive ratios apart, the histogram per verdict;
@@ -192,6 +192,7 @@ class _BackendAcc:
         self.ratios = _Ratios()
         self.out_of_range = 0
         self.prop_ratios: dict[str, _Ratios] = {}
+        self.grad_ratios: dict[str, _Ratios] = {}  # GRAD-1: per gradient tensor kind (x, h0, W, ...)
         self.worst: list[dict] = []
         self.failures: list[dict] = []
         self.inconclusive: list[dict] = []
@@ -227,6 +228,8 @@ class _BackendAcc:
             self.prop_ratios.setdefault(rec.property, _Ratios()).add(cls, ratio, nonfinite)
             if cls in _JUDGED:  # known findings are listed per finding, not among the worst cases
                 self.worst.append(_case(rec, ratio=math.inf if nonfinite else ratio))
+        if rec.check is CheckKind.GRADIENT and cls:
+            self._add_gradient(rec, cls)
         if rec.verdict.failing or rec.verdict is Verdict.XFAIL:
             self.failures.append(_case(rec, full=True))
         elif rec.verdict is Verdict.INCONCLUSIVE:
@@ -237,6 +240,21 @@ class _BackendAcc:
             old = self.params.get(key)
             if old is None or (old["verdict"] == Verdict.PASS.value and row["verdict"] != Verdict.PASS.value):
                 self.params[key] = row
+
+    def _add_gradient(self, rec: Result, cls: str) -> None:
+        """Each tensor's ratio of a gradient check, under its kind; in a judged record a tensor counts as pass
+        or fail by its own ratio (one wrong tensor fails the case, not its other tensors)."""
+        k = float(self.run.info.get("K") or errors.K)
+        for name, t in (rec.metrics.get("tensors") or {}).items():
+            if not isinstance(t, dict):
+                continue
+            r = t.get("ratio")
+            tcls = cls
+            if t.get("inconclusive"):
+                tcls = "inconclusive"
+            elif cls in _JUDGED:
+                tcls = "pass" if r is not None and r <= k else "fail"
+            self.grad_ratios.setdefault(name.split("[", 1)[0], _Ratios()).add(tcls, r, r is None)
 
     def finish(self) -> dict:
         unavailable = self.meta.get("unavailable")
@@ -258,11 +276,22 @@ class _BackendAcc:
             "ratios": {**self.ratios.split(), "out_of_range": self.out_of_range,
                        "histogram": _histogram(self.ratios, k)},
             "ratios_by_property": {p: r.split() for p, r in sorted(self.prop_ratios.items())},
+            "gradients": {kind: {**self.grad_ratios[kind].split(), "histogram": _histogram(self.grad_ratios[kind], k)}
+                          for kind in sorted(self.grad_ratios, key=tensor_order)},
             "worst": worst, "failures": self.failures, "findings": fold_findings(self.failures),
             "inconclusive": self.inconclusive, "params": params[:_PARAM_ROWS],
             "params_total": len(params),
             "skips": [{"reason": r, "count": n} for r, n in self.skips.most_common()],
         }
+
+
+#: the report's order of gradient tensor kinds: the call's outputs, the input, the states, the weights
+_TENSOR_ORDER = ("forward", "x", "h0", "c0", "W", "U", "b", "b2", "P", "W_hr")
+
+
+def tensor_order(kind: str) -> tuple[int, str]:
+    """Sort key of a gradient tensor kind (the report's order; unknown kinds last, by name)."""
+    return (_TENSOR_ORDER.index(kind) if kind in _TENSOR_ORDER else len(_TENSOR_ORDER), kind)
 
 
 def _version_label(backend: dict) -> str:

@@ -11,6 +11,7 @@ from ..harness.results import Result, Verdict
 from ..harness.rules import rule_sort_key
 from .findings import xfail_parts
 from .runs import RunData
+from .summary import tensor_order
 
 __all__ = ["build_view", "case_anchor", "config_brief", "fmt"]
 
@@ -227,6 +228,8 @@ def _backend_views(summary: dict, runs: list[RunData]) -> list[dict]:
         views.append({
             "key": key, "b": b, "cases": cases, "bar": _verdict_bar(b["counts"]), "params": b["params"][:_PARAMS],
             "hist": _histogram_svg(b["ratios"]["histogram"], k) if compared else None,
+            "grads": [{"kind": kind, "st": st, "hist": _histogram_svg(st["histogram"], k, width=300, height=96)}
+                      for kind, st in sorted((b.get("gradients") or {}).items(), key=lambda kv: tensor_order(kv[0]))],
             "state": "bad" if failing or b["status"] not in ("finished", "unavailable") else
                      ("na" if b["status"] == "unavailable" else "good"),
         })
