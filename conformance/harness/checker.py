@@ -73,6 +73,9 @@ class Checker:
     #: per finding (entry.source): how many cases it describes passed / failed as known, so a finding whose
     #: cases all pass now is reported as *fixed here* (plugin terminal summary and run.json)
     finding_stats: dict | None = None
+    #: how the failure being replayed was shrunk (set by the plugin before hypothesis' final call): the time
+    #: bound, shrink steps run and whether the bound stopped them; added to the failing record's metrics
+    shrink: dict | None = None
 
     def __repr__(self) -> str:  # hypothesis prints the fixture in falsifying examples: keep it one word
         return f"check[{self.adapter.name}:{self.variant}]"
@@ -160,6 +163,9 @@ class Checker:
                 res.implicated = list(judgement.implicated)
         if finding is not None:  # a known finding names its rule
             res.implicated = [finding.rule]
+        if self.shrink is not None and (verdict in (Verdict.FAIL, Verdict.CRASH) or
+                                        (verdict is Verdict.XFAIL and self.expect_fail is not None)):
+            res.metrics = {**res.metrics, "shrink": dict(self.shrink)}
         if case is not None:
             # every check that runs a case exercises its two activation functions (ACT-*)
             acts = {act.rule for act in (case.config.act, case.config.recurrent_act)} - set(res.rules)

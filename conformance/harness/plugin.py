@@ -1,8 +1,14 @@
 """The pytest plugin (entry point ``pytest11: lstm_conformance``).
 
 Options: ``--backend NAME`` (repeatable; default every installed adapter), ``--device cpu|gpu``,
-``--report-dir DIR``, ``--run-id ID``. Properties that take the ``check`` fixture are parametrized over
-``backend:variant``; each check appends a line to ``<report-dir>/<run-id>/results.jsonl``.
+``--report-dir DIR``, ``--run-id ID``, ``--shrink-seconds S``, ``--replay-failures-from NAME[:VARIANT]``.
+Properties that take the ``check`` fixture are parametrized over ``backend:variant``; each check appends a
+line to ``<report-dir>/<run-id>/results.jsonl``.
+
+Hypothesis' example database keeps each property's saved failures under a key of its own per backend and
+variant (hypothesis gives parametrized tests one only where it sees a ``parametrize`` mark, and these are
+parametrized from ``pytest_generate_tests``). Replaying another backend's saved failures is explicit:
+``--replay-failures-from`` adds them to what hypothesis reads first, and the terminal summary counts them.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import pytest
 
 from ..adapters import all_names, available_names, load
 from ..adapters.base import Adapter
-from . import profiles  # noqa: F401  (registers the hypothesis profiles)
+from . import profiles  # also registers the hypothesis profiles
 from .checker import Checker
+from .examples import ReplayDatabase, ShrinkBound, database_key
 from .files import NotWritable, check_writable
 from .judge import Target
 from .rules import property_name, property_rules
@@ -35,6 +42,12 @@ def pytest_addoption(parser):
     g.addoption("--device", choices=("cpu", "gpu"), default="cpu", help="device the adapters run on")
     g.addoption("--report-dir", default="reports", help="directory for runs (default: reports)")
     g.addoption("--run-id", default=None, help="name of this run's directory (default: timestamp + backends)")
+    g.addoption("--shrink-seconds", type=float, default=None, metavar="S",
+                help="time hypothesis may spend shrinking one failing test (default per profile: "
+                     + ", ".join(f"{p} {s:g}" for p, s in profiles.SHRINK_SECONDS.items()) + ")")
+    g.addoption("--replay-failures-from", action="append", default=[], metavar="NAME[:VARIANT]",
+                help="also replay the failures another backend (variant; default every one of its variants "
+                     "seen in the database key) saved in hypothesis' example database (repeatable)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before hypothesis' own pytest_configure reads --hypothesis-seed
@@ -51,8 +64,11 @@ def pytest_configure(config):
 
         config.option.hypothesis_seed = str(random.SystemRandom().randrange(2**32))
     _CONFIG["config"] = config
+    shrink = config.getoption("--shrink-seconds", None)
+    if shrink is None:
+        shrink = profiles.SHRINK_SECONDS.get(profile or "dev", profiles.DEFAULT_SHRINK_SECONDS)
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
-                                "isatty": sys.stdout.isatty()}
+                                "isatty": sys.stdout.isatty(), "shrink_seconds": shrink, "replayed": {}}
     if not config.option.help:
         problem = _environment_problem(config)
         # forget what this early look loaded: a plugin configured after this one may still register or
@@ -92,6 +108,18 @@ def pytest_sessionstart(session):
     for n in config.getoption("--backend"):
         if n not in known:
             raise pytest.UsageError(f"--backend {n!r} is not a known adapter; allowed: {', '.join(known)}")
+    if (config.getoption("--shrink-seconds") or 0) < 0:
+        raise pytest.UsageError(f"--shrink-seconds {config.getoption('--shrink-seconds')}: must be >= 0")
+    for spec in config.getoption("--replay-failures-from"):
+        name, _, variant = spec.partition(":")
+        if name not in known:
+            raise pytest.UsageError(f"--replay-failures-from {spec!r}: {name!r} is not a known adapter; allowed: "
+                                    f"{', '.join(known)}")
+        from hypothesis import settings
+
+        if settings().database is None:
+            raise pytest.UsageError(f"--replay-failures-from {spec!r}: profile {settings._current_profile!r} keeps "
+                                    "no example database (ci sets database=None); use dev or thorough")
     run_id = config.getoption("--run-id")
     if run_id is not None:
         try:
@@ -153,6 +181,7 @@ def _writer(config) -> ResultWriter:
                 "profile": settings._current_profile, "max_examples": settings().max_examples,
                 "derandomize": settings().derandomize, "hypothesis_seed": None if seed is None else str(seed),
                 "suite_version": __version__, "K": errors.K, "floor_ulps": errors.FLOOR_ULPS, "pid": os.getpid(),
+                "shrink_seconds": state["shrink_seconds"],
                 "argv": sys.argv, "properties": state["properties"],
             })
         except RunLocked as exc:
@@ -232,6 +261,60 @@ def check(request, backend_variant) -> Checker:
                    finding_stats=config.stash[_STATE_KEY]["findings"])
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Per property run: its own example-database key per backend and variant, the opt-in replay of another
+    backend's saved failures, and the shrink-time bound (the test function object is shared by every
+    parametrization, so each is set for this call and restored after)."""
+    hyp = getattr(item.obj, "hypothesis", None)
+    callspec = getattr(item, "callspec", None)
+    if hyp is None or callspec is None or "backend_variant" not in callspec.params:
+        yield
+        return
+    from hypothesis import settings
+    from hypothesis.internal.reflection import function_digest
+
+    state = item.config.stash[_STATE_KEY]
+    name, variant = callspec.params["backend_variant"]
+    inner, fn = hyp.inner_test, getattr(item.obj, "__func__", item.obj)
+    had = "_hypothesis_internal_use_settings" in fn.__dict__
+    saved_settings = getattr(fn, "_hypothesis_internal_use_settings", None)
+    bound = ShrinkBound(state["shrink_seconds"]).wrap(inner)
+    bound._hypothesis_internal_add_digest = database_key(item, name, variant)
+    hyp.inner_test = bound
+    base = saved_settings or settings()
+    had_key = "_hypothesis_internal_database_key" in fn.__dict__
+    replay = item.config.getoption("--replay-failures-from")
+    if base.database is not None:
+        # explicit, because hypothesis uses no database at all under a forced seed, which every random run
+        # has (pytest_configure records one): saved failures are replayed per backend and variant again
+        fn._hypothesis_internal_database_key = function_digest(bound)
+    if replay and base.database is not None:
+        own, extra = function_digest(bound), []
+        adapters = {n: _adapter(item.config, n) for n in {r.partition(":")[0] for r in replay}}
+        for spec in replay:
+            other, _, v = spec.partition(":")
+            a = adapters[other]
+            for ov in ([v] if v else list(a.variants) if isinstance(a, Adapter) else ["default"]):
+                if (other, ov) != (name, variant):
+                    bound._hypothesis_internal_add_digest = database_key(item, other, ov)
+                    extra.append(function_digest(bound))
+        bound._hypothesis_internal_add_digest = database_key(item, name, variant)
+        counts = state["replayed"].setdefault(item.nodeid, {})
+        fn._hypothesis_internal_use_settings = settings(base, database=ReplayDatabase(base.database, {own: extra},
+                                                                                      counts))
+    try:
+        yield
+    finally:
+        hyp.inner_test = inner
+        if not had_key:
+            fn.__dict__.pop("_hypothesis_internal_database_key", None)
+        if had:
+            fn._hypothesis_internal_use_settings = saved_settings
+        elif "_hypothesis_internal_use_settings" in fn.__dict__:
+            del fn._hypothesis_internal_use_settings
+
+
 def pytest_runtest_logfinish(nodeid, location):
     """Progress on a terminal: cases done per backend after each property (long runs take minutes)."""
     config = _CONFIG.get("config")
@@ -267,6 +350,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if st["pass"] and not st["xfail"]:
             terminalreporter.write_line(f"lstm-conformance: fixed here? finding {source} ({st['rule']}, "
                                         f"{st['versions']}): all {st['pass']} cases it describes passed", yellow=True)
+    replayed = {nodeid: sum(c.values()) for nodeid, c in state["replayed"].items() if c}
+    if config.getoption("--replay-failures-from"):
+        terminalreporter.write_line(f"lstm-conformance: replayed {sum(replayed.values())} saved failure(s) of "
+                                    f"{', '.join(config.getoption('--replay-failures-from'))} in {len(replayed)} "
+                                    f"test(s){': ' + ', '.join(replayed) if replayed else ''}")
     for name in _selected(config):
         adapter = _adapter(config, name)
         if isinstance(adapter, str):

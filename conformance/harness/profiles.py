@@ -1,4 +1,7 @@
-"""Hypothesis profiles: ``dev`` (quick), ``ci`` (derandomized, gating), ``thorough`` (release checks)."""
+"""Hypothesis profiles: ``dev`` (quick), ``ci`` (derandomized, gating), ``thorough`` (release checks), and the
+time each profile lets hypothesis spend shrinking one failing test (the plugin enforces it: see
+``plugin.ShrinkBound``).
+"""
 
 from hypothesis import HealthCheck, Phase, settings
 
@@ -16,3 +19,10 @@ settings.register_profile("dev", max_examples=10, **_COMMON)
 # ci: derandomized so a gating run is reproducible run to run; failures still shrink.
 settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_COMMON)
 settings.register_profile("thorough", max_examples=300, **_COMMON)
+
+#: seconds of shrinking per failing test, from its first failure to the replay of the smallest example found.
+#: On the Keras backends a shrink step costs a framework build and compile (~0.5-2 s on JAX), and unbounded
+#: shrinking took about half of a CI run's check time; ``--shrink-seconds`` overrides. The bound and the steps
+#: taken are recorded in the failing result's ``metrics["shrink"]``.
+SHRINK_SECONDS = {"dev": 20.0, "ci": 30.0, "thorough": 120.0}
+DEFAULT_SHRINK_SECONDS = 60.0  # a profile registered elsewhere
