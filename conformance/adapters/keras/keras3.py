@@ -25,6 +25,7 @@ import os
 from ..base import Unsupported
 from ..shared import ieee_matmuls_jax, ieee_matmuls_tf, ieee_matmuls_torch, right_padded_lengths, torch_devices
 from .base import KerasAdapterBase, keras_capabilities
+from .compat import device_scope
 from .tf_runner import tf_devices, tf_runner
 
 __all__ = ["KerasTensorFlowAdapter", "KerasJaxAdapter", "KerasTorchAdapter"]
@@ -83,8 +84,7 @@ class _Keras3Adapter(KerasAdapterBase):
     def _device_scope(self, device):
         import keras
 
-        # plain "cpu"/"gpu": Keras 3.15 on torch fails to build variables under "cpu:0"
-        return keras.device(device)
+        return device_scope(keras, self.backend, device)  # the release's own form (compat.py)
 
     # ---- variants ------------------------------------------------------------------------------
     def _variant_kwargs(self, variant):
