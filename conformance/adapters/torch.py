@@ -264,6 +264,37 @@ class TorchAdapter(Adapter):
         return GradientOutput(output=out, x=dx, h0=per_layer(dh0, L, D), c0=per_layer(dc0, L, D),
                               weights=from_torch(sd, cfg), kernel_path=kernel_path)
 
+    # ---- training mode (spec/training.md TRAIN-*) -------------------------------------------------------------
+    def dropout_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        return self.unsupported_reason(config, variant, device)
+
+    def build_dropout(self, config: Config, weights: Weights, *, dropout: float, recurrent_dropout: float,
+                      variant: str = "batch_first", device: str = "cpu") -> _Handle:
+        """nn.LSTM's one dropout option: "introduces a Dropout layer on the outputs of each LSTM layer except the
+        last layer" (TRAIN-3); it has no recurrent dropout. The handle gets its own copy of the cached module
+        (dropout is a module attribute, and the cache is shared by every handle of the structure)."""
+        import copy
+
+        if recurrent_dropout:
+            raise Unsupported(f"{self.name}: nn.LSTM has no recurrent dropout (its dropout acts between layers)")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout={dropout!r}: must be in [0, 1)")
+        handle = self.build(config, weights, variant=variant, device=device)
+        entry = _Entry(copy.deepcopy(handle.entry.module), names=handle.entry.names)
+        entry.module.dropout = float(dropout)  # read by nn.LSTM.forward at each call (applied in train mode)
+        handle.entry = entry
+        self._load(handle)
+        return handle
+
+    def forward_training(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None,
+                         initial_state=None, masked_output: str = "zero") -> Output:
+        module = handle.entry.module
+        module.train(True)
+        try:
+            return self.forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        finally:
+            module.eval()
+
     # ---- one call, shared by forward and gradients ------------------------------------------------------------
     def _call_arguments(self, mask, initial_state, masked_output):
         """(lengths or None, h0, c0 as (D*L, B, H) arrays or None) of a canonical call."""
