@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "tf-keras": "conformance.adapters.keras.tf_keras:TfKerasAdapter",
     "torch": "conformance.adapters.torch:TorchAdapter",
     "onnxruntime": "conformance.adapters.onnxruntime:OnnxRuntimeAdapter",
+    "flax": "conformance.adapters.flax:FlaxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

@@ -1,0 +1,326 @@
+"""The ``flax`` adapter: Flax's LSTM cells scanned by ``RNN``, composed as Flax users compose them.
+
+What Flax offers and how it maps onto the canonical API (spec/layouts.md LAYOUT-5, spec/parameters.md PARAM-4):
+- a cell (``LSTMCell`` or ``OptimizedLSTMCell``) is one step; ``RNN(cell)`` scans it over time, returning the
+  final carry with ``return_carry=True``. The carry is ``(c, h)`` (LAYOUT-5), swapped to the canonical
+  ``(h, c)`` here and for ``initial_carry``.
+- weights go through ``reference.layouts`` only: the per-gate Dense layers ``ii, if, ig, io`` / ``hi, hf, hg,
+  ho`` with ``to_flax`` (nnx spells the attribute ``if_``: ``if`` is a Python keyword); nnx's fused
+  ``OptimizedLSTMCell`` (``dense_i (d, 4H)``, ``dense_h (H, 4H)`` with bias) is LAYOUT-2's Keras layout, so
+  ``to_keras``. One bias on the hidden side, always present: no ``use_bias=False``, no second bias.
+- ``go_backwards`` is ``RNN(reverse=True)``: without lengths ``keep_order=False`` returns processing order
+  (DIR-2) as it is; with lengths ``keep_order=True`` returns original order and the adapter flips the whole
+  time axis (a layout change), since Flax's reversed processing order keeps the padding at the end while
+  DIR-2's puts it first.
+- ``bidirectional`` is ``Bidirectional(RNN, RNN)`` (the backward one called with ``reverse=True,
+  keep_order=True``); merge 'concat' is its default ``merge_fn``, 'none' a ``merge_fn`` returning the pair.
+- ``num_layers`` is a chain of RNN / Bidirectional layers, each given the same ``seq_lengths``.
+- masks: right-padded only, as ``seq_lengths`` (each >= 1: a length of 0 selects the carry at index -1, the
+  last padded step). Flax's docs: "The output elements corresponding to padding elements are NOT zeroed
+  out" — Flax defines no output there (MASK-2), so the adapter writes zeros past each length, as its users
+  must, and compares under rule 'zero'; the padded positions are the adapter's, the valid ones and the
+  final carry ("the state of the last valid element") Flax's.
+- activations: ``gate_fn`` / ``activation_fn`` take any callable; the ``jax.nn`` functions below, each mapped
+  to the registry function it computes (ACT-30).
+
+Variants (same math, separately recorded): ``nnx`` (``flax.nnx.LSTMCell``), ``nnx-optimized``
+(``flax.nnx.OptimizedLSTMCell``, fused kernels), ``linen`` (``flax.linen.LSTMCell``) and ``linen-optimized``
+(``flax.linen.OptimizedLSTMCell``: LSTMCell's parameters, gates computed in one matmul).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reference import Config, Weights
+from reference.layouts import to_flax, to_keras
+
+from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+from .shared import LayerCache, ieee_matmuls_jax, lengths_from_mask
+
+_VARIANTS = ("nnx", "nnx-optimized", "linen", "linen-optimized")
+_CACHE_SIZE = 32  # structures kept (module templates and their jitted runners)
+
+#: jax.nn names -> the registry function each computes (ACT-30). jax.nn.hard_sigmoid is relu6(x + 3) / 6
+#: (Keras 3's), jax.nn.gelu defaults to approximate=True (the tanh form).
+FLAX_ACTIVATIONS = {
+    "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "hard_sigmoid": "hard_sigmoid_keras3",
+    "soft_sign": "softsign", "softplus": "softplus", "silu": "silu", "gelu": "gelu_tanh", "selu": "selu",
+}
+
+
+@dataclass
+class _Handle:
+    config: Config
+    variant: str
+    device: str
+    runner: Any  # (params, x, seq_lengths, carries) -> (outputs per direction, carries), jitted per structure
+    params: list  # per layer: the layer's parameter pytree in the config dtype
+    size: int  # parameter count as the framework holds it (leaf sizes)
+
+
+def _with_nnx_names(cell_params: dict) -> dict:
+    """to_flax's linen names -> nnx.LSTMCell's attributes (``if`` is a keyword in Python, so nnx has ``if_``)."""
+    return {("if_" if k == "if" else k): v for k, v in cell_params.items()}
+
+
+class FlaxAdapter(Adapter):
+    name = "flax"
+    framework = "flax"
+    exercises = ("LAYOUT-5",)
+    variants = _VARIANTS
+    requires = ("jax", "flax")
+    capabilities = Capabilities(
+        options=frozenset({"return_sequences", "return_state", "go_backwards", "bidirectional", "num_layers",
+                           "initial_state", "lengths"}),
+        activations=FLAX_ACTIVATIONS,
+        dtypes=("float32", "float64"),
+        merge_modes=("concat", "none"),
+        bias_modes=("single",),
+        param_convention="flax",
+        max_layers=4,
+        arbitrary_masks=False,  # seq_lengths expresses right padding only
+        fully_masked_rows=False,  # a length of 0 selects the carry at index -1 (the last padded step)
+    )
+
+    def __init__(self) -> None:
+        self._structures = LayerCache(_CACHE_SIZE)
+
+    # ---- environment -------------------------------------------------------------------------
+    def versions(self) -> dict[str, str]:
+        import flax
+        import jax
+        import jaxlib
+
+        return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def devices(self) -> list[str]:
+        import jax
+
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+        return ["cpu"] + (["gpu"] if gpus else [])
+
+    # ---- per-case support ---------------------------------------------------------------------
+    def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
+        return ("zero",)  # Flax defines no output past a length; the adapter zero-fills (module docstring)
+
+    def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        reason = self.variant_unavailable_reason(variant, device)
+        if reason:
+            return reason
+        if not config.use_bias:
+            return f"{self.name}: the hidden-side Dense layers always carry a bias (LAYOUT-5; no use_bias=False)"
+        return super().unsupported_reason(config, variant, device)
+
+    # ---- building -----------------------------------------------------------------------------
+    def _cell_params(self, config: Config, weights: Weights, variant: str, layer: int, direction: int) -> dict:
+        if variant == "nnx-optimized":
+            k = to_keras(weights, config)[layer][direction]  # LAYOUT-5: the fused kernels are LAYOUT-2's
+            return {"dense_i": {"kernel": k["kernel"]},
+                    "dense_h": {"kernel": k["recurrent_kernel"], "bias": k["bias"]}}
+        cell = to_flax(weights, config, layer, direction)  # LAYOUT-5
+        return _with_nnx_names(cell) if variant == "nnx" else cell
+
+    def _layer_params(self, config: Config, weights: Weights, variant: str, layer: int) -> dict:
+        cells = [self._cell_params(config, weights, variant, layer, d) for d in range(config.num_directions)]
+        if config.bidirectional:
+            return {"forward_rnn": {"cell": cells[0]}, "backward_rnn": {"cell": cells[1]}}
+        return {"cell": cells[0]}
+
+    def build(self, config: Config, weights: Weights, *, variant: str = "nnx", device: str = "cpu",
+              stateful: bool = False) -> _Handle:
+        import jax
+        import jax.numpy as jnp
+
+        if stateful:
+            raise Unsupported(f"{self.name}: RNN keeps no state between calls; the caller carries the carry")
+        self.require_supported(config, variant, device)
+        if config.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)  # otherwise every float64 array is made float32
+        ieee_matmuls_jax(device)  # NUM-3
+        runner, template = self._structure(config, variant)
+        dt = getattr(jnp, config.dtype)
+        params = []
+        for l in range(config.num_layers):
+            tree = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dt),
+                                          self._layer_params(config, weights, variant, l))
+            if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(template[l]):
+                raise ValueError(f"layouts gave {jax.tree_util.tree_structure(tree)}, the Flax layer has "
+                                 f"{jax.tree_util.tree_structure(template[l])}")
+            params.append(tree)
+        size = int(sum(a.size for t in template for a in jax.tree_util.tree_leaves(t)))
+        return _Handle(config, variant, device, runner, params, size)
+
+    def _structure(self, config: Config, variant: str):
+        key = (config.input_dim, config.units, config.num_layers, config.bidirectional, config.go_backwards,
+               config.effective_merge_mode if config.bidirectional else None, config.activation,
+               config.recurrent_activation, config.dtype, variant)
+        entry = self._structures.get(key)
+        if entry is None:
+            builder = _nnx_structure if variant.startswith("nnx") else _linen_structure
+            fw = self.capabilities.registry_to_framework
+            entry = self._structures.put(key, builder(config, variant, fw(config.activation),
+                                                      fw(config.recurrent_activation)))
+        return entry
+
+    # ---- running ------------------------------------------------------------------------------
+    def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
+                masked_output: str = "zero") -> Output:
+        import jax
+
+        cfg = handle.config
+        D, L = cfg.num_directions, cfg.num_layers
+        lengths = None
+        if mask is not None:
+            lengths = lengths_from_mask(self.name, mask, masked_output, via="seq_lengths")
+            if lengths.min() < 1:
+                raise Unsupported(f"{self.name}: a seq_lengths of 0 selects the last padded step's carry")
+        carries = None
+        if initial_state is not None:
+            # STATE-1 / LAYOUT-5: Flax's carry is (c, h)
+            carries = [[(np.asarray(c, cfg.dtype), np.asarray(h, cfg.dtype)) for h, c in dirs] for dirs in initial_state]
+        seq = None if lengths is None else np.asarray(lengths, np.int32)
+        precision = ieee_matmuls_jax(handle.device)
+        outs, final = jax.block_until_ready(handle.runner(handle.params, np.asarray(x, cfg.dtype), seq, carries))
+        seqs = [np.asarray(o) for o in outs]  # per direction (B, T, H), original time order but go_backwards
+        if lengths is not None:
+            valid = np.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
+            seqs = [np.where(valid, s, 0) for s in seqs]  # MASK-2: Flax leaves these undefined (module doc)
+            if cfg.go_backwards:
+                seqs[0] = seqs[0][:, ::-1]  # keep_order=True gave original order; DIR-2 wants processing order
+        output = canonical_output(cfg, *seqs)
+        h = [[np.asarray(final[l][d][1]) for d in range(D)] for l in range(L)]
+        c = [[np.asarray(final[l][d][0]) for d in range(D)] for l in range(L)]
+        return Output(output=output, h=h, c=c, kernel_path=f"{handle.variant}:scan", precision=precision)
+
+    def param_count(self, handle: _Handle) -> int:
+        """The total size of the Flax layers' parameter leaves (PARAM-4)."""
+        return handle.size
+
+
+# ---- the two APIs: each returns (runner, template) for one structure -----------------------------------
+# runner(params, x, seq_lengths, carries) -> (outputs, final): outputs a list per direction of (B, T, H) in
+# original time order (go_backwards without lengths: processing order), final[layer][direction] = (c, h).
+
+def _nnx_structure(config: Config, variant: str, act: str, ract: str):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    Cell = nnx.OptimizedLSTMCell if variant == "nnx-optimized" else nnx.LSTMCell
+    dt = getattr(jnp, config.dtype)
+    merge = (lambda a, b: (a, b)) if config.bidirectional and config.effective_merge_mode == "none" else None
+
+    def rnn(d_in, reverse, keep_order):
+        # zeros initialisers: the weights are replaced at each build, and the default ones (orthogonal: a QR
+        # per kernel, each eager op compiled for its shape) cost seconds per structure
+        cell = Cell(d_in, config.units, gate_fn=getattr(jax.nn, ract), activation_fn=getattr(jax.nn, act),
+                    kernel_init=nnx.initializers.zeros, recurrent_kernel_init=nnx.initializers.zeros,
+                    dtype=dt, param_dtype=dt, rngs=nnx.Rngs(0))
+        return nnx.RNN(cell, return_carry=True, reverse=reverse, keep_order=keep_order)
+
+    modules = []
+    for l in range(config.num_layers):
+        d_in = config.layer_input_dim(l)
+        if config.bidirectional:
+            kw = {"merge_fn": merge} if merge else {}
+            modules.append(nnx.Bidirectional(rnn(d_in, False, False), rnn(d_in, True, True), return_carry=True, **kw))
+        else:
+            modules.append(rnn(d_in, config.go_backwards, False))
+    split = [nnx.split(m, nnx.Param, ...) for m in modules]
+    graphdefs = [g for g, _, _ in split]
+    rest = [r for _, _, r in split]
+    template = [nnx.to_pure_dict(p) for _, p, _ in split]
+
+    @jax.jit
+    def jitted(params, rest, x, seq_lengths, carries):
+        finals = []
+        outs = None
+        for l, (g, r) in enumerate(zip(graphdefs, rest)):
+            state = jax.tree_util.tree_map(lambda a: a, split[l][1])  # a fresh copy to fill
+            nnx.replace_by_pure_dict(state, params[l])
+            layer = nnx.merge(g, state, r)
+            init = _pair_or_one(config, None if carries is None else carries[l])
+            kw = {"seq_lengths": seq_lengths, "initial_carry": init}
+            if not config.bidirectional and config.go_backwards and seq_lengths is not None:
+                kw["keep_order"] = True
+            carry, y = layer(x, **kw)
+            finals.append(list(carry) if config.bidirectional else [carry])
+            outs, x = _split_directions(config, y)
+        return outs, finals
+
+    def run(params, x, seq_lengths, carries):
+        # the non-parameter state (the RNN's carry RngStream) is an argument: nnx refuses to mutate a
+        # variable closed over from outside the trace
+        return jitted(params, rest, x, seq_lengths, carries)
+
+    return run, template
+
+
+def _linen_structure(config: Config, variant: str, act: str, ract: str):
+    import jax
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    Cell = nn.OptimizedLSTMCell if variant == "linen-optimized" else nn.LSTMCell
+    dt = getattr(jnp, config.dtype)
+    merge = (lambda a, b: (a, b)) if config.bidirectional and config.effective_merge_mode == "none" else None
+
+    def rnn(reverse, keep_order):
+        cell = Cell(config.units, gate_fn=getattr(jax.nn, ract), activation_fn=getattr(jax.nn, act), dtype=dt,
+                    param_dtype=dt)
+        return nn.RNN(cell, return_carry=True, reverse=reverse, keep_order=keep_order)
+
+    modules, template = [], []
+    key = jax.random.key(0)
+    for l in range(config.num_layers):
+        if config.bidirectional:
+            kw = {"merge_fn": merge} if merge else {}
+            m = nn.Bidirectional(rnn(False, False), rnn(True, True), return_carry=True, **kw)
+        else:
+            m = rnn(config.go_backwards, False)
+        modules.append(m)
+        probe = jax.ShapeDtypeStruct((1, 1, config.layer_input_dim(l)), dt)
+        # the parameter structure only (eval_shape runs no initialiser); the weights come with each build
+        template.append(jax.eval_shape(m.init, key, probe)["params"])
+
+    @jax.jit
+    def run(params, x, seq_lengths, carries):
+        finals = []
+        outs = None
+        for l, m in enumerate(modules):
+            init = _pair_or_one(config, None if carries is None else carries[l])
+            kw = {"seq_lengths": seq_lengths, "initial_carry": init}
+            if not config.bidirectional and config.go_backwards and seq_lengths is not None:
+                kw["keep_order"] = True
+            carry, y = m.apply({"params": params[l]}, x, **kw)
+            finals.append(list(carry) if config.bidirectional else [carry])
+            outs, x = _split_directions(config, y)
+        return outs, finals
+
+    return run, template
+
+
+def _pair_or_one(config: Config, carries):
+    """One layer's initial carry as its module takes it: a (c, h) pair, or one per direction (Bidirectional)."""
+    if carries is None:
+        return None
+    return tuple(tuple(c) for c in carries) if config.bidirectional else tuple(carries[0])
+
+
+def _split_directions(config: Config, y):
+    """A layer's merged output -> (per-direction sequences, the next layer's input)."""
+    import jax.numpy as jnp
+
+    if not config.bidirectional:
+        return [y], y
+    if config.effective_merge_mode == "none":
+        return list(y), jnp.concatenate(y, axis=-1)
+    H = config.hidden_size
+    return [y[..., :H], y[..., H:]], y
