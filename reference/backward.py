@@ -63,9 +63,7 @@ def run_direction_backward(config: Config, tape: DirectionTape, dy: np.ndarray, 
         dh, dc = np.where(empty, np.zeros_like(dh), dh), np.where(empty, np.zeros_like(dc), dc)
     d_prev_out = np.zeros_like(dh)  # MASK-2 'carry': gradient reaching y_{t-1} through a masked y_t
     dz = np.empty((B, T, four, u), x.dtype)
-    dU = np.zeros_like(lw.U)
-    dP = None if lw.P is None else np.zeros_like(lw.P)
-    dW_hr = None if lw.W_hr is None else np.zeros_like(lw.W_hr)
+    dh_cell = None if lw.W_hr is None else np.empty((B, T, lw.W_hr.shape[0]), x.dtype)  # dL/dh_t into each step
     for t in reversed(range(T)):
         dout = dy[:, t] + d_prev_out
         if mask is None:
@@ -76,19 +74,26 @@ def run_direction_backward(config: Config, tape: DirectionTape, dy: np.ndarray, 
             dh_new, dc_new = np.where(m, dh + dout, zh), np.where(m, dc, zc)  # MASK-1: only valid rows enter the cell
             keep_h, keep_c = np.where(m, zh, dh), np.where(m, zc, dc)  # MASK-1: the state passed through
             d_prev_out = np.where(m, zh, dout) if masked_output == "carry" else zh  # MASK-2
-        sg = lstm_step_backward(config, lw, steps[t], dh_new, dc_new)
+        sg = lstm_step_backward(config, lw, steps[t], dh_new, dc_new, weight_gradients=False)
         dh, dc = sg.dh_prev, sg.dc_prev
         if keep_h is not None:
             dh, dc = dh + keep_h, dc + keep_c
         dz[:, t] = sg.dz
-        dU += sg.dU
-        if dP is not None:
-            dP += sg.dP
-        if dW_hr is not None:
-            dW_hr += sg.dW_hr
+        if dh_cell is not None:
+            dh_cell[:, t] = dh_new
     dz2 = dz.reshape(B * T, four * u)
     dx = (dz2 @ lw.W.reshape(four * u, d)).reshape(B, T, d)  # GATE-1 input half: zx = W x + b (+ b2)
-    grads = LayerWeights(W=(dz2.T @ x.reshape(B * T, d)).reshape(four, u, d), U=dU, P=dP, W_hr=dW_hr)
+    # The weight gradients are sums over steps (lstm_step_backward: dU = dz_t^T h_{t-1}, ...), each taken in one
+    # product over all (batch, step) rows, as for W: masked rows have dz = 0 and add nothing (GRAD-2).
+    def rows(name: str) -> np.ndarray:  # a trace field of every step as [B * T, size]
+        return np.stack([getattr(s, name) for s in steps], axis=1).reshape(B * T, -1)
+    grads = LayerWeights(W=(dz2.T @ x.reshape(B * T, d)).reshape(four, u, d),
+                         U=(dz2.T @ rows("h_prev")).reshape(four, u, lw.U.shape[2]))
+    if lw.P is not None:  # PEEP-1: rows i, o, f; z_i and z_f see c_{t-1}, z_o sees c_t
+        dzr, c_prev = dz2.reshape(B * T, four, u), rows("c_prev")
+        grads.P = np.stack([(dzr[:, 0] * c_prev).sum(0), (dzr[:, 3] * rows("c")).sum(0), (dzr[:, 1] * c_prev).sum(0)])
+    if dh_cell is not None:  # PROJ-1: h_t = m_t W_hr^T
+        grads.W_hr = dh_cell.reshape(B * T, -1).T @ rows("m")
     if lw.b is not None:
         grads.b = dz2.sum(axis=0).reshape(four, u)
     if lw.b2 is not None:

@@ -147,7 +147,7 @@ class StepGradients:
     dz: np.ndarray  # [B, 4, u]: w.r.t. the GATE-1 pre-activations, = w.r.t. zx_t (W x_t + b + b2)
     dh_prev: np.ndarray  # [B, H]
     dc_prev: np.ndarray  # [B, u]
-    dU: np.ndarray  # (4, u, H)
+    dU: np.ndarray | None  # (4, u, H); None when the caller sums it over steps (weight_gradients=False)
     dP: np.ndarray | None  # (3, u), rows i, o, f (PEEP-1)
     dW_hr: np.ndarray | None  # (p, u)
 
@@ -158,7 +158,7 @@ def _clip_gate(dy: np.ndarray, x: np.ndarray, clip) -> np.ndarray:
 
 
 def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.ndarray,
-                       dc: np.ndarray) -> StepGradients:
+                       dc: np.ndarray, *, weight_gradients: bool = True) -> StepGradients:
     """Back-propagate one step: ``(dL/dh_t [B, H], dL/dc_t [B, u]) -> StepGradients`` (GRAD-1).
 
     ``tr`` is the step's :class:`StepTrace`; ``dc`` is the gradient reaching c_t from outside the step
@@ -171,6 +171,9 @@ def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.n
         dg = dc_t * i     dc_{t-1} = dc_t * f    IFG-1: di -= df (f = 1 - i) or df -= di (i = 1 - f)
         dz_k = d(gate k) * f_k'(a_k) * clip'(z_k)                    dc_{t-1} += dz_i * P_i + dz_f * P_f
         dh_{t-1} = dz U       dU = dz^T h_{t-1}                      dP = sum_b (dz_i c_{t-1}, dz_o c_t, dz_f c_{t-1})
+
+    With ``weight_gradients=False`` dU, dP and dW_hr are left None: the loop (reference/backward.py) sums
+    them over all steps in one product each, as it does for W.
     """
     ract, act = config.recurrent_act, config.act
     clip = None if config.cell_clip is None else np.asarray(config.cell_clip, tr.c.dtype)
@@ -178,7 +181,7 @@ def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.n
     ai, af, ac, ao = tr.a
     dW_hr = None
     if lw.W_hr is not None:  # PROJ-1: h_t = m W_hr^T
-        dW_hr = dh.T @ tr.m
+        dW_hr = dh.T @ tr.m if weight_gradients else None
         dh = dh @ lw.W_hr
     # f'(a) from the trace's f(a) where the registry writes f' through the output (ACT-*: sigmoid, tanh)
     do = dh * tr.act_c  # GATE-4
@@ -201,10 +204,11 @@ def lstm_step_backward(config: Config, lw: LayerWeights, tr: StepTrace, dh: np.n
     dP = None
     if lw.P is not None:  # PEEP-1: rows i, o, f
         dc_prev = dc_prev + dzi * lw.P[0] + dzf * lw.P[2]
-        dP = np.stack([(dzi * tr.c_prev).sum(0), (dzo * tr.c).sum(0), (dzf * tr.c_prev).sum(0)])
+        if weight_gradients:
+            dP = np.stack([(dzi * tr.c_prev).sum(0), (dzo * tr.c).sum(0), (dzf * tr.c_prev).sum(0)])
     dz = np.stack([dzi, dzf, dzc, dzo], axis=1)  # GATE-1, gate order i, f, c, o
     four, u, H = lw.U.shape
     dz2 = dz.reshape(-1, four * u)
     dh_prev = dz2 @ lw.U.reshape(four * u, H)
-    dU = (dz2.T @ tr.h_prev).reshape(four, u, H)
+    dU = (dz2.T @ tr.h_prev).reshape(four, u, H) if weight_gradients else None
     return StepGradients(dz, dh_prev, dc_prev, dU, dP, dW_hr)
