@@ -22,6 +22,7 @@ from reference import Config
 
 from ..adapters.base import Unsupported
 from .gradient_judge import judge_gradients
+from .training_judge import MASK_READINGS, judge_training
 from .judge import (Judgement, Target, judge_continuation, judge_defaults, judge_forward, judge_params,
                     judge_precision, judge_shapes)
 from .repro import save_blob
@@ -113,6 +114,46 @@ class Checker:
         """GRAD-1/GRAD-2 (and GRAD-3 with ``split``: chained calls): the adapter's gradients of the case's loss."""
         __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
         self._check(CheckKind.GRADIENT, case, lambda: judge_gradients(self.target, case, training=training))
+
+    def require_dropout(self, *, mask_reading: bool = False) -> None:
+        """Skip (and record) when the adapter has no dropout options on this variant (TRAIN-*), or, with
+        ``mask_reading``, no text on how its dropout masks are shared across timesteps (TRAIN-4)."""
+        caps = self.adapter.capabilities
+        probe = Config(input_dim=1, units=1, dtype=caps.dtypes[0])
+        reason = self.adapter.dropout_unsupported_reason(probe, self.variant, self.device)
+        if not reason and mask_reading and self.adapter.framework not in MASK_READINGS:
+            reason = f"{self.adapter.name}: no text on how its dropout masks are shared across timesteps (TRAIN-4)"
+        if reason:
+            self._record(self._result(CheckKind.TRAINING, Verdict.SKIP, message=reason))
+            pytest.skip(reason)
+
+    def dropout_inference(self, case: Case, *, dropout: float, recurrent_dropout: float) -> None:
+        """TRAIN-1: a layer built with dropout, called in inference mode, is the reference (twice, identically)."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        self.training(case, "inference", dropout=dropout, recurrent_dropout=recurrent_dropout)
+
+    def training_at_rate_zero(self, case: Case) -> None:
+        """TRAIN-2: a training-mode call with both rates 0 is the reference."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        self.training(case, "rate-zero")
+
+    def training_runs(self, case: Case, *, dropout: float, recurrent_dropout: float) -> None:
+        """TRAIN-3: training-mode forward and gradient calls run; dropout acts where the text puts it."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        self.training(case, "runs", dropout=dropout, recurrent_dropout=recurrent_dropout)
+
+    def dropout_mask_sharing(self, case: Case, *, dropout: float, recurrent_dropout: float) -> None:
+        """TRAIN-4: one dropout mask per sequence, read off a training-mode gradient's zero columns."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        self.training(case, "mask-sharing", dropout=dropout, recurrent_dropout=recurrent_dropout)
+
+    def training(self, case: Case, which: str | None = None, **rates: float) -> None:
+        """The TRAIN check ``which`` (training_judge.TRAIN_CHECKS); its parameters go into the case description,
+        so a repro blob replays it (repro calls this with the case alone)."""
+        __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
+        extra = {**case.extra, **rates} if which is None else {**case.extra, "train_check": which, **rates}
+        case = dataclasses.replace(case, extra=extra)
+        self._check(CheckKind.TRAINING, case, lambda: judge_training(self.target, case))
 
     def chained_gradients(self, case: Case, split: int) -> None:
         """GRAD-3: gradients of two calls chained through the carried state equal one call's."""

@@ -178,6 +178,8 @@ def replay(path: Path, out=None, records: list | None = None) -> int:
                 checker.precision(case)
             elif kind is CheckKind.GRADIENT:
                 checker.gradients(case)  # a chained check (GRAD-3) carries its split in the case
+            elif kind is CheckKind.TRAINING:
+                checker.training(case)  # the TRAIN check and its rates travel in the case
             elif kind in (CheckKind.CONTINUATION, CheckKind.STATEFUL) and split:
                 checker.continuation(case, int(split), stateful=kind is CheckKind.STATEFUL)
             else:

@@ -68,6 +68,7 @@ class CheckKind(str, Enum):
     DEFAULTS = "defaults"  # a fresh layer's initialisation and activations
     PRECISION = "precision"  # the layer computes in the dtype it declares (effective bits, NUM-5)
     GRADIENT = "gradient"  # the framework's autodiff vs the reference backward pass, per tensor (GRAD-*)
+    TRAINING = "training"  # a layer built with dropout, in inference and training mode (TRAIN-*)
     REQUIREMENTS = "requirements"  # no comparison: the adapter lacks an option the property needs
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ __all__ = ["rules", "spec_dir", "spec_rules", "RULE_ID", "cited_rule_ids", "prop
 
 #: rule families of spec/ (a citation like UTF-8 in prose is not a rule)
 FAMILIES = ("GATE", "ACT", "SHAPE", "PARAM", "LAYOUT", "MASK", "DIR", "BIDI", "STATE", "STACK", "PROJ", "PEEP",
-            "CLIP", "IFG", "DEF", "NUM", "KPATH", "GRAD")
+            "CLIP", "IFG", "DEF", "NUM", "KPATH", "GRAD", "TRAIN")
 RULE_ID = re.compile(r"\b((?:%s)-\d+)\b" % "|".join(FAMILIES))
 _HEADING = re.compile(r"^###\s+([A-Z]{2,6}-\d+)\s+[—-]+\s+(.*)$")
 
