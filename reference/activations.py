@@ -29,9 +29,10 @@ __all__ = ["ACTIVATIONS", "Activation", "parse_activation", "activation_names", 
 
 def _sigmoid(x):
     # ACT-2: 1 / (1 + exp(-x)), evaluated without overflow for large |x|: with e = exp(-|x|) <= 1 it is
-    # 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, one exp and one division for both branches.
+    # 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0. One exp and one division serve both branches: the
+    # numerator max(e, sign(x)) is 1 for x > 0, e = 1 at x = 0, e for x < 0 (sign -1 < e) and NaN for NaN.
     e = np.exp(-np.abs(x))
-    out = np.where(x >= 0, np.asarray(1, x.dtype), e)
+    out = np.maximum(e, np.sign(x))
     out /= 1 + e
     return out
 
@@ -217,8 +218,9 @@ class Activation:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         entry = ACTIVATIONS[self.name]
-        args = [np.asarray(v, dtype=x.dtype) for _, v in self.params]
-        return entry.fn(x, *args)
+        if not self.params:
+            return entry.fn(x)
+        return entry.fn(x, *(np.asarray(v, dtype=x.dtype) for _, v in self.params))
 
     def derivative(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """f'(x) in x's dtype; at a kink the minimum-norm one-sided value (spec/activations.md, Derivatives).

@@ -46,7 +46,9 @@ def input_preactivations(lw: LayerWeights, x: np.ndarray) -> np.ndarray:
         bias = bias + lw.b
     if lw.b2 is not None:
         bias = bias + lw.b2  # GATE-1: torch/ONNX have two biases, summed
-    return (x @ lw.W.reshape(four * u, d).T).reshape(*x.shape[:-1], four, u) + bias
+    zx = (x @ lw.W.reshape(four * u, d).T).reshape(*x.shape[:-1], four, u)
+    zx += bias  # in place: for a whole sequence zx is the largest array of the pass
+    return zx
 
 
 def with_step_layout(lw: LayerWeights) -> LayerWeights:
