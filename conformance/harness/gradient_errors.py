@@ -102,18 +102,20 @@ def compare_gradients(impl: dict, ref64: dict, oracles: list[dict], dtype: str, 
 
 def near_kink(config, tape64, oracle_tapes, dtype: str, *, k: float = K, floor_ulps: float = FLOOR_ULPS) -> str:
     """GRAD-1 inconclusive near a kink: some activation input at a valid step of the float64 run lies within
-    ``k * max(its largest oracle deviation, floor)`` of a point where its derivative is undefined (the
-    activations' kinks, the clip bounds +-c of GRAD-4, and c_t under CLIP-1 'gate-inputs-and-cell').
+    ``k * max(its largest oracle deviation, floor)`` of a point where its derivative is undefined: the gate
+    inputs (before the clip) against their activation's kinks and the clip bounds +-c of GRAD-4, c_t against
+    act's kinks and, under CLIP-1 'gate-inputs-and-cell', against +-c.
     ``tape64`` / ``oracle_tapes``: ``tapes[l][d]`` (reference.forward.DirectionTape) of the float64 run and
     of each oracle run. Returns the reason, or '' when no input is that close."""
     clip = config.cell_clip
     rec, act = config.recurrent_act.kinks, config.act.kinks
     bounds = () if clip is None else (-clip, clip)
-    # (which input, kinks of its function): z_i, z_f, z_o through ract, z_c through act, cell_in through act
-    inputs = [("z", 0, rec), ("z", 1, rec), ("z", 2, act), ("z", 3, rec)]
-    inputs = [(what, g, (*kinks, *bounds)) for what, g, kinks in inputs]
+    # the values before any clip (a clipped value sits exactly on the bound): z_i, z_f, z_o through ract and
+    # z_c through act, each clipped; c_t through act, clipped under 'gate-inputs-and-cell' (GATE-4, CLIP-1)
+    inputs = [("z", 0, (*rec, *bounds)), ("z", 1, (*rec, *bounds)), ("z", 2, (*act, *bounds)),
+              ("z", 3, (*rec, *bounds))]
     cell_kinks = (*act, *(bounds if clip is not None and config.clip_reading == "gate-inputs-and-cell" else ()))
-    inputs.append(("cell_in", None, cell_kinks))
+    inputs.append(("c", None, cell_kinks))
     if not any(kinks for *_, kinks in inputs):
         return ""
     for l, dirs in enumerate(tape64):
@@ -135,7 +137,7 @@ def near_kink(config, tape64, oracle_tapes, dtype: str, *, k: float = K, floor_u
                     for kink in kinks:
                         close = np.abs(z - kink) <= bar
                         if close.any():
-                            name = what if g is None else f"z_{'ifco'[g]}"
+                            name = "c_t" if g is None else f"z_{'ifco'[g]}"
                             rule = "GRAD-4" if kink in bounds else "GRAD-1"
                             return (f"{rule}: near a kink: {name} = {float(z[close][0]):.6g} at layer {l} direction {d} "
                                     f"step {t} lies within {float(bar[close][0]):.3g} of {kink:g} (K x its oracle "
