@@ -86,7 +86,10 @@ def run_variants(variants, call: Call) -> LSTMResult | None:
             if call is None:
                 return None
     with np.errstate(all="ignore"):
-        res = runners[0](call) if runners else call.run()
+        try:
+            res = runners[0](call) if runners else call.run()
+        except ValueError:  # the variant made a call the reference refuses: it does not apply to this case
+            return None
         for v in variants:
             if v.post is not None:
                 res = v.post(call, res)
@@ -409,8 +412,8 @@ def catalogue() -> list[Variant]:
         Variant("go-backwards:ignored", "direction", "DIR-1", "go_backwards ignored (input read forwards)",
                 _config(go_backwards=False)),
         Variant("bidirectional:backward-not-re-reversed", "direction", "BIDI-1",
-                "the backward sequence merged in processing order", _needs(lambda c: c.config.bidirectional and
-                                                                          c.config.num_layers == 1),
+                "the backward sequence merged in processing order",
+                _needs(lambda c: c.config.bidirectional and c.config.num_layers == 1 and c.config.return_sequences),
                 _bidi_not_rereversed),
         Variant("states:h-c-swapped", "returned-states", "STATE-4", "final h and c returned in each other's place",
                 post=_swap_states),
@@ -435,7 +438,8 @@ def catalogue() -> list[Variant]:
             out.append(Variant(f"peephole-rows:{order}", "peepholes", "PEEP-1",
                                f"peephole rows read as {order} (spec: iof)", _peephole_rows(p)))
     out.append(Variant("peepholes:ignored", "peepholes", "PEEP-1", "peephole terms not added",
-                       _needs(lambda c: c.config.peepholes) and _config(peepholes=False)))
+                       lambda c: replace(c, weights=_map(c.weights, lambda lw: {"P": None})) if c.config.peepholes
+                       else None))
     for reading in CLIP_READINGS:
         out.append(Variant(f"clip:{reading}", "clip", "CLIP-1", f"cell_clip read as '{reading}'",
                            lambda c, r=reading: _config(clip_reading=r)(c) if c.config.cell_clip else None))

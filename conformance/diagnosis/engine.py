@@ -108,7 +108,7 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
     spec = view(call.run())
     states = _states_comparable(out, spec)
     impl, spec_flat = _flat(out, states), _flat(spec, states)
-    if impl.shape != spec_flat.shape:
+    if impl.shape != spec_flat.shape or _shapes(out) != _shapes(spec):
         return Diagnosis("not-diagnosed", message=f"output sizes differ from the spec's ({impl.size} values, "
                          f"spec {spec_flat.size}): a shape rule, not a semantic variant", budget_s=budget_s)
     if oracles is None:
@@ -169,8 +169,6 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
             if time.perf_counter() - t0 > budget_s:
                 diag.exhausted = True
                 break
-            if {by_name[a.names[0]].family} == {by_name[b.names[0]].family}:
-                continue  # two readings of one convention do not compose
             diag.pairs += 1
             attempt((by_name[a.names[0]], by_name[b.names[0]]))
     _conclude(diag, tried, denom)
@@ -206,6 +204,11 @@ def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float) -> None:
 def _explaining_result(tried: list[_Tried]):
     best = [t for t in tried if t.explains]
     return min(best, key=lambda t: t.ratio).res if best else None
+
+
+def _shapes(res) -> list:
+    outputs = res.output if isinstance(res.output, (tuple, list)) else [res.output]
+    return [np.shape(o) for o in outputs]
 
 
 def _finite(v) -> float | None:

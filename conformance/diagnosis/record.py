@@ -109,7 +109,7 @@ def diagnose_check(kind: CheckKind, case, out, metrics: dict | None = None, *, b
     """The diagnosis of one check's outputs (or, for a parameter count, of its numbers)."""
     budget = budget_s() if budget is None else budget
     if kind is CheckKind.PARAMS:
-        return params_diagnosis(case.config, (metrics or {}).get("param_count"))
+        return params_diagnosis(case.config, (metrics or {}).get("param_count"), (metrics or {}).get("convention"))
     if out is None:
         return Diagnosis("not-diagnosed", message=f"a {kind.value} check compares no values", budget_s=budget)
     if view is None and kind in (CheckKind.CONTINUATION, CheckKind.STATEFUL) and case.extra.get("split"):
@@ -149,9 +149,10 @@ def attach_diagnosis(target, kind: CheckKind, case, judgement, sink=None, repro:
 
 
 # ---- parameter counts ---------------------------------------------------------------------------------------
-def params_diagnosis(config, got) -> Diagnosis:
+def params_diagnosis(config, got, convention: str | None = None) -> Diagnosis:
     """PARAM-*: which counting reading gives the framework's number (another convention's formula, a bias
-    left out of the count)."""
+    left out of the count). Readings of the framework's declared ``convention`` come first: where several
+    readings give the same number, one of the declared convention is the explanation, the others its aliases."""
     if got is None:
         return Diagnosis("not-diagnosed", message="the record holds no parameter count")
     bias = config.units * 4 * config.num_directions * config.num_layers if config.use_bias else 0
@@ -168,9 +169,15 @@ def params_diagnosis(config, got) -> Diagnosis:
         if bias:
             readings[f"params:{conv}-bias-uncounted"] = (n - (2 if conv in ("torch", "onnx") else 1) * bias, rule)
     hits = [name for name, (n, _) in readings.items() if n == got]
-    diag = Diagnosis("explained" if len(hits) == 1 else ("ambiguous" if hits else "unexplained"), variants=hits,
-                     rules=list(dict.fromkeys(readings[h][1] for h in hits)), confident=len(hits) == 1,
-                     tried=len(readings), applicable=len(readings))
+    own = [h for h in hits if h.startswith(f"params:{convention}-")]
+    if len(own) == 1:  # the same number under another convention's formula is an alias of it
+        hits = own + [h for h in hits if h not in own]
+        diag = Diagnosis("explained", variants=own, aliases=[hits[1:]], rules=[readings[own[0]][1]], confident=True,
+                         tried=len(readings), applicable=len(readings))
+    else:
+        diag = Diagnosis("explained" if len(hits) == 1 else ("ambiguous" if hits else "unexplained"), variants=hits,
+                         rules=list(dict.fromkeys(readings[h][1] for h in hits)), confident=len(hits) == 1,
+                         tried=len(readings), applicable=len(readings))
     diag.message = "" if hits else f"no counting reading gives {got}"
     return replace(diag, readings=[f"the framework counts {got}: {h}" for h in hits])
 
