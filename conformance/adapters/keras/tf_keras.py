@@ -26,6 +26,9 @@ class TfKerasAdapter(KerasAdapterBase):
     capabilities = keras_capabilities("hard_sigmoid_keras2")
     variants = ("impl2", "impl1", "unroll")
     requires = ("tensorflow", "tf_keras")
+    #: tf_runner: eager time steps before a structure's chain is traced (an eager step ~2.5 ms against a
+    #: trace ~500 ms per layer-direction, measured in CPU time, TF 2.21 on 2 cores)
+    eager_step_budget = 160
 
     # ---- environment -------------------------------------------------------------------------
     def _keras(self):

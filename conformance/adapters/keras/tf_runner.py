@@ -8,12 +8,14 @@ from collections.abc import Callable
 
 from .base import KerasAdapterBase, KerasHandle, PathProbe, Structure
 
-__all__ = ["tf_runner", "tf_devices", "EAGER_MAX_STEPS"]
+__all__ = ["tf_runner", "tf_devices", "EAGER_STEP_BUDGET"]
 
 
-#: TF: below this many layer-direction steps a first call runs eagerly (TF 2.21 on 2 CPU cores: ~3.4 ms per
-#: eager step against ~0.2 s to trace each layer-direction)
-EAGER_MAX_STEPS = 64
+#: time steps a structure runs eagerly (summed over its calls) before its chain is traced instead. Both costs
+#: scale with the layer-directions, so the break-even is in time steps alone: tracing costs about as much as
+#: this many eager steps (TF 2.21, 2 CPU cores, CPU time per layer-direction: Keras 3 ~6 ms an eager step
+#: against ~180 ms a trace; tf-keras ~2.5 ms against ~500 ms). Adapters set their own (``eager_step_budget``).
+EAGER_STEP_BUDGET = 32
 
 
 def tf_runner(adapter: KerasAdapterBase, struct: Structure, handle: KerasHandle, signature: tuple,
@@ -21,8 +23,9 @@ def tf_runner(adapter: KerasAdapterBase, struct: Structure, handle: KerasHandle,
     """The chain as a ``tf.function`` with a shape-relaxed input signature (batch and time free), so one
     trace serves every case of the structure (~2 ms a call instead of ~3 ms per time step eagerly).
 
-    Most drawn structures are called once or twice, so short calls run eagerly (the same ops without a
-    graph); the trace is made for long sequences or from the third call on (hypothesis replays).
+    Most drawn structures are called once or twice, so a structure runs eagerly (the same ops without a graph)
+    until its calls have spent the adapter's ``eager_step_budget`` time steps, about what one trace costs, and
+    is traced from the call that would exceed it: never more than about twice the cheaper of the two.
     ``eager=True`` always for unrolled layers: unrolling needs a static time dimension, and tracing an
     unrolled loop costs ~1.4 s at T=64 and ~15 s at T=512, far more than running it eagerly.
     """
@@ -57,12 +60,13 @@ def tf_runner(adapter: KerasAdapterBase, struct: Structure, handle: KerasHandle,
         init = list(rest.pop(0)) if has_init else None
         return chain(x, mask, init)
 
-    fn, short_calls = None, 0
+    fn, eager_steps = None, 0
+    budget = getattr(adapter, "eager_step_budget", EAGER_STEP_BUDGET)
 
     def run(x, mask, init):
-        nonlocal fn, short_calls
-        if fn is None and x.shape[1] * cfg.num_layers * cfg.num_directions <= EAGER_MAX_STEPS and short_calls < 2:
-            short_calls += 1  # continuation and stateful checks call twice: still cheaper eagerly
+        nonlocal fn, eager_steps
+        if fn is None and eager_steps + x.shape[1] <= budget:
+            eager_steps += x.shape[1]
             return run_eagerly(x, mask, init)
         if fn is None:
             fn = tf.function(traced, input_signature=specs, autograph=False)
