@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "torch": "conformance.adapters.torch:TorchAdapter",
     "onnxruntime": "conformance.adapters.onnxruntime:OnnxRuntimeAdapter",
     "flax": "conformance.adapters.flax:FlaxAdapter",
+    "torch-onnx": "conformance.adapters.exported:TorchOnnxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

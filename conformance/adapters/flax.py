@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 
 from reference import Config, Weights
-from reference.layouts import to_flax, to_keras
+from reference.layouts import from_flax, from_keras, to_flax, to_keras
 
-from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
+from .base import Adapter, Capabilities, GradientOutput, Output, Unsupported, canonical_output
 from .shared import LayerCache, ieee_matmuls_jax, lengths_from_mask
 
 _VARIANTS = ("nnx", "nnx-optimized", "linen", "linen-optimized")
@@ -170,38 +170,112 @@ class FlaxAdapter(Adapter):
         return entry
 
     # ---- running ------------------------------------------------------------------------------
+    def _call_arguments(self, cfg: Config, mask, initial_state, masked_output):
+        """(lengths or None, seq_lengths for Flax or None, carries [layer][direction] = (c, h) or None)."""
+        lengths = None
+        if mask is not None:
+            lengths = lengths_from_mask(self.name, mask, masked_output, via="seq_lengths")
+            if lengths.min() < 1:
+                raise Unsupported(f"{self.name}: a seq_lengths of 0 selects the last padded step's carry")
+            if cfg.go_backwards and cfg.num_layers > 1:
+                # STACK-1 chains processing-order sequences under the original mask (Keras); a stack of
+                # reversed RNNs given seq_lengths keeps each layer's padding at the end: another model
+                raise Unsupported(f"{self.name}: no Flax stack of reverse=True RNNs with seq_lengths is STACK-1's chain")
+        carries = None
+        if initial_state is not None:
+            # STATE-1 / LAYOUT-5: Flax's carry is (c, h)
+            carries = [[(np.asarray(c, cfg.dtype), np.asarray(h, cfg.dtype)) for h, c in dirs] for dirs in initial_state]
+        return lengths, None if lengths is None else np.asarray(lengths, np.int32), carries
+
+    @staticmethod
+    def _sequences(cfg: Config, outs, lengths, xp):
+        """Flax's per-direction output sequences -> the canonical ones (``xp``: numpy, or jax.numpy inside a
+        differentiated function): zeros past each length (MASK-2, module doc), processing order for
+        go_backwards with lengths (DIR-2)."""
+        if lengths is None:
+            return list(outs)
+        T = outs[0].shape[1]
+        valid = np.arange(T)[None, :, None] < np.asarray(lengths)[:, None, None]
+        seqs = [xp.where(valid, s, 0) for s in outs]
+        if cfg.go_backwards:
+            seqs[0] = seqs[0][:, ::-1]  # keep_order=True gave original order; DIR-2 wants processing order
+        return seqs
+
     def forward(self, handle: _Handle, x: np.ndarray, *, mask: np.ndarray | None = None, initial_state=None,
                 masked_output: str = "zero") -> Output:
         import jax
 
         cfg = handle.config
         D, L = cfg.num_directions, cfg.num_layers
-        lengths = None
-        if mask is not None:
-            lengths = lengths_from_mask(self.name, mask, masked_output, via="seq_lengths")
-            if lengths.min() < 1:
-                raise Unsupported(f"{self.name}: a seq_lengths of 0 selects the last padded step's carry")
-        carries = None
-        if initial_state is not None:
-            # STATE-1 / LAYOUT-5: Flax's carry is (c, h)
-            carries = [[(np.asarray(c, cfg.dtype), np.asarray(h, cfg.dtype)) for h, c in dirs] for dirs in initial_state]
-        seq = None if lengths is None else np.asarray(lengths, np.int32)
+        lengths, seq, carries = self._call_arguments(cfg, mask, initial_state, masked_output)
         precision = ieee_matmuls_jax(handle.device)
         outs, final = jax.block_until_ready(handle.runner(handle.params, np.asarray(x, cfg.dtype), seq, carries))
-        seqs = [np.asarray(o) for o in outs]  # per direction (B, T, H), original time order but go_backwards
-        if lengths is not None:
-            valid = np.arange(x.shape[1])[None, :, None] < lengths[:, None, None]
-            seqs = [np.where(valid, s, 0) for s in seqs]  # MASK-2: Flax leaves these undefined (module doc)
-            if cfg.go_backwards:
-                seqs[0] = seqs[0][:, ::-1]  # keep_order=True gave original order; DIR-2 wants processing order
-        output = canonical_output(cfg, *seqs)
+        output = canonical_output(cfg, *self._sequences(cfg, [np.asarray(o) for o in outs], lengths, np))
         h = [[np.asarray(final[l][d][1]) for d in range(D)] for l in range(L)]
         c = [[np.asarray(final[l][d][0]) for d in range(D)] for l in range(L)]
         return Output(output=output, h=h, c=c, kernel_path=f"{handle.variant}:scan", precision=precision)
 
+    # ---- gradients (spec/gradients.md GRAD-1) -----------------------------------------------------------------
+    def gradient_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        return self.variant_unavailable_reason(variant, device)  # jax.grad differentiates every variant
+
+    def gradients(self, handle: _Handle, x: np.ndarray, *, g_out, g_h, g_c, initial_state,
+                  mask: np.ndarray | None = None, masked_output: str = "zero", training: bool = False) -> GradientOutput:
+        """``jax.grad`` of the GRAD-1 loss with respect to the input, the initial carries and every parameter,
+        mapped back with ``reference.layouts`` (``from_flax``; ``from_keras`` for nnx's fused cell)."""
+        import jax
+        import jax.numpy as jnp
+
+        if training:
+            raise Unsupported(f"{self.name}: Flax's LSTM cells have no dropout or training mode")
+        cfg = handle.config
+        D, L, H = cfg.num_directions, cfg.num_layers, cfg.hidden_size
+        lengths, seq, carries = self._call_arguments(cfg, mask, initial_state, masked_output)
+        dt = getattr(jnp, cfg.dtype)
+        gs = list(g_out) if isinstance(g_out, (tuple, list)) else ([g_out[..., :H], g_out[..., H:]] if D == 2 else [g_out])
+        gs = [jnp.asarray(g, dt) for g in gs]
+
+        def loss(params, xs, init):
+            outs, final = handle.runner(params, xs, seq, init)
+            seqs = self._sequences(cfg, outs, lengths, jnp)
+            if not cfg.return_sequences:  # SHAPE-3: the backward direction's last processing step is time 0
+                seqs = [o[:, -1] if d == 0 else o[:, 0] for d, o in enumerate(seqs)]
+            total = sum(jnp.sum(o * g) for o, g in zip(seqs, gs))
+            for l in range(L):
+                for d in range(D):
+                    total = total + jnp.sum(final[l][d][1] * jnp.asarray(g_h[l][d], dt))
+                    total = total + jnp.sum(final[l][d][0] * jnp.asarray(g_c[l][d], dt))
+            return total
+
+        xs = jnp.asarray(x, dt)
+        d_params, dx, d_init = jax.grad(loss, argnums=(0, 1, 2))(handle.params, xs, carries)
+        out = self.forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        return GradientOutput(output=out, x=np.asarray(dx),
+                              h0=[[np.asarray(d_init[l][d][1]) for d in range(D)] for l in range(L)],
+                              c0=[[np.asarray(d_init[l][d][0]) for d in range(D)] for l in range(L)],
+                              weights=self._canonical_grads(cfg, handle.variant, d_params),
+                              kernel_path=out.kernel_path)
+
+    @staticmethod
+    def _canonical_grads(cfg: Config, variant: str, d_params: list) -> Weights:
+        """Per-layer Flax parameter gradients -> canonical Weights (LAYOUT-5 inverse)."""
+        layers = []
+        for tree in d_params:
+            cells = [tree["forward_rnn"]["cell"], tree["backward_rnn"]["cell"]] if cfg.bidirectional else [tree["cell"]]
+            dirs = []
+            for cell in cells:
+                cell = {k: {n: np.asarray(v) for n, v in t.items()} for k, t in cell.items()}
+                if variant == "nnx-optimized":
+                    keras = {"kernel": cell["dense_i"]["kernel"], "recurrent_kernel": cell["dense_h"]["kernel"],
+                             "bias": cell["dense_h"]["bias"]}
+                    dirs.append(from_keras([[keras]], cfg).layers[0][0])
+                else:
+                    dirs.append(from_flax({("if" if k == "if_" else k): v for k, v in cell.items()}, cfg).layers[0][0])
+            layers.append(dirs)
+        return Weights(layers)
+
     def param_count(self, handle: _Handle) -> int:
-        """The total size of the Flax layers' parameter leaves (PARAM-4)."""
-        return handle.size
+        return handle.size  # PARAM-4: the total size of the Flax layers' parameter leaves
 
 
 # ---- the two APIs: each returns (runner, template) for one structure -----------------------------------
@@ -240,8 +314,7 @@ def _nnx_structure(config: Config, variant: str, act: str, ract: str):
 
     @jax.jit
     def jitted(params, rest, x, seq_lengths, carries):
-        finals = []
-        outs = None
+        finals, outs = [], None
         for l, (g, r) in enumerate(zip(graphdefs, rest)):
             state = jax.tree_util.tree_map(lambda a: a, split[l][1])  # a fresh copy to fill
             nnx.replace_by_pure_dict(state, params[l])
@@ -292,8 +365,7 @@ def _linen_structure(config: Config, variant: str, act: str, ract: str):
 
     @jax.jit
     def run(params, x, seq_lengths, carries):
-        finals = []
-        outs = None
+        finals, outs = [], None
         for l, m in enumerate(modules):
             init = _pair_or_one(config, None if carries is None else carries[l])
             kw = {"seq_lengths": seq_lengths, "initial_carry": init}
