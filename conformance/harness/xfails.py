@@ -12,10 +12,11 @@ Each finding is one ``[[finding]]`` table::
     reason = "what the framework does and where"
 
 ``when``/``unless`` keys are the case's config fields (``dtype``, ``go_backwards``, ...), ``mask``
-(none|right-padded|arbitrary), ``masked_output``, ``initial_state``, ``variant``, ``batch``, ``timesteps``
-and ``activations`` (either activation). An entry with neither marks the whole test as an expected failure;
-with them, only a failing or crashing case that matches is recorded as *xfail* and the test goes on, so
-any other failure in the same test still fails it. An entry that matches no collected test is warned about.
+(none|right-padded|arbitrary), ``masked_output``, ``initial_state``, ``variant``, ``batch``, ``timesteps``,
+``activations`` (either activation) and, for training-mode checks, ``dropout`` and ``recurrent_dropout``.
+An entry with neither marks the whole test as an expected failure; with them, only a failing or crashing case
+that matches is recorded as *xfail* and the test goes on, so any other failure in the same test still fails it.
+An entry that matches no collected test is warned about.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ __all__ = ["XfailEntry", "load_xfails", "version_matches", "case_facts", "XFAIL_
 #: the findings live beside the packages, where users look for them (not inside the machinery)
 XFAIL_DIR = Path(__file__).resolve().parent.parent / "xfails"
 
-_CASE_KEYS = frozenset({"mask", "masked_output", "initial_state", "variant", "activations", "batch", "timesteps"})
+_CASE_KEYS = frozenset({"mask", "masked_output", "initial_state", "variant", "activations", "batch", "timesteps",
+                        "dropout", "recurrent_dropout"})  # the last two: TRAIN checks' rates (None elsewhere)
 _FIELDS = ("test", "rule", "versions", "reason")
 
 
@@ -63,7 +65,7 @@ def case_facts(described: dict, variant: str) -> dict[str, tuple[str, ...]]:
     """The values ``when``/``unless`` can test, from ``Case.describe()``, each as a tuple of strings."""
     cfg = described.get("config", {})
     facts = {k: (_fact(v),) for k, v in cfg.items()}
-    for key in ("mask", "masked_output", "initial_state", "batch", "timesteps"):
+    for key in ("mask", "masked_output", "initial_state", "batch", "timesteps", "dropout", "recurrent_dropout"):
         facts[key] = (_fact(described.get(key)),)
     facts["variant"] = (variant,)
     facts["activations"] = (str(cfg.get("activation")), str(cfg.get("recurrent_activation")))
