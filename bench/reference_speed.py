@@ -23,9 +23,10 @@ Ratios are the reference's time over the other's (< 1: the reference is faster).
   floor              one input GEMM, then per step one recurrent GEMM and the registry's gate functions: the
                      least any numpy loop does (a timing floor only; its numbers are checked, never used)
 
-``--reference-root PATH`` times the ``reference`` package of another checkout (e.g. a git worktree of an
-older commit) with the same script, for before/after figures. Anything not installed in the running
-environment is reported as "not installed" and left out.
+``--reference-root PATH`` times the ``reference`` package of another checkout; ``--baseline-root PATH`` adds
+another checkout's reference (e.g. a git worktree of an older commit) as the column 'baseline', timed in the
+same rounds, so a before/after ratio is measured side by side rather than in two runs a busy machine can
+skew differently. Anything not installed in the running environment is reported as "not installed".
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help=f"shapes to run: {', '.join(repr(s) for s in SHAPES)}")
     p.add_argument("--repeats", type=int, default=9, help="timed rounds per shape and dtype (median reported)")
     p.add_argument("--reference-root", default=str(REPO), help="checkout whose reference/ package is timed")
+    p.add_argument("--baseline-root", default=None, help="another checkout whose reference/ is timed alongside")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for t in args.threads:
@@ -78,6 +80,8 @@ def main(argv=None) -> int:
         env = dict(os.environ, **{v: str(n) for v in THREAD_VARS})
         child = [sys.executable, __file__, "--child", str(n), "--dtype", *args.dtype, "--shape", *args.shape,
                  "--repeats", str(args.repeats), "--reference-root", args.reference_root]
+        if args.baseline_root:
+            child += ["--baseline-root", args.baseline_root]
         rc = subprocess.run(child, env=env).returncode or rc
     return rc
 
@@ -92,6 +96,7 @@ def run_child(args: argparse.Namespace) -> int:
 
     import reference
 
+    baseline = None if args.baseline_root is None else _load_package("reference_baseline", args.baseline_root)
     torch = _optional("torch")
     onnx = _optional("onnx")
     if torch is not None:
@@ -101,18 +106,20 @@ def run_child(args: argparse.Namespace) -> int:
           + (f" torch.get_num_threads()={torch.get_num_threads()}" if torch is not None else ""))
     print(f"   python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"torch {torch.__version__ if torch is not None else 'not installed'}, "
-          f"onnx {onnx.__version__ if onnx is not None else 'not installed'}; reference from {reference.__file__}")
+          f"onnx {onnx.__version__ if onnx is not None else 'not installed'}; reference from {reference.__file__}"
+          + (f", baseline from {baseline.__file__}" if baseline is not None else ""))
     print(f"   load average {load:.1f} on {all_cores()} cores (a loaded machine stretches wall times; "
           "the interleaved rounds keep the ratios comparable)")
     print(f"   medians of {args.repeats} rounds; ratio = reference / other")
     head = f"   {'shape':<18} {'dtype':<8} {'pass':<8} {'reference ms':>12}"
-    others = ["torch", "onnx-ref", "floor"]
+    others = (["baseline"] if baseline is not None else []) + ["torch", "onnx-ref", "floor"]
+    cpu_vs = [o for o in ("torch", "baseline") if o in others]
     for o in others:
         head += f" {o + ' ms':>11} {'ratio':>6}"
-    print(head + ("  cpu-time ratio vs torch" if args.child == 1 else ""))
+    print(head + (f"  cpu-time ratio vs {', '.join(cpu_vs)}" if args.child == 1 else ""))
     for label in args.shape:
         for dt in args.dtype:
-            for row in bench_case(np, reference, torch, onnx, label, dt, args.repeats):
+            for row in bench_case(np, reference, baseline, torch, onnx, label, dt, args.repeats):
                 line = f"   {label:<18} {dt:<8} {row['pass']:<8} {row['reference'][0]:>12.2f}"
                 for o in others:
                     if o in row:
@@ -120,8 +127,9 @@ def run_child(args: argparse.Namespace) -> int:
                         line += f" {ms:>11.2f} {row['reference'][0] / ms:>6.2f}"
                     else:
                         line += f" {row.get(o + '_why', 'n/a'):>18}"
-                if args.child == 1 and "torch" in row:
-                    line += f"  {row['reference'][1] / row['torch'][1]:.2f}"
+                if args.child == 1:
+                    line += "  " + " ".join(f"{row['reference'][1] / row[o][1]:.2f}" if o in row else "n/a"
+                                            for o in cpu_vs)
                 print(line, flush=True)
     return 0
 
@@ -131,6 +139,17 @@ def _optional(name: str):
         return __import__(name)
     except ImportError:
         return None
+
+
+def _load_package(name: str, root: str):
+    """``root``/reference imported under another name, beside this process's own ``reference``."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, f"{root}/reference/__init__.py",
+                                                  submodule_search_locations=[f"{root}/reference"])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _timed(fns: dict, repeats: int) -> dict:
@@ -148,7 +167,7 @@ def _timed(fns: dict, repeats: int) -> dict:
     return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
-def bench_case(np, reference, torch, onnx, label: str, dt: str, repeats: int) -> list[dict]:
+def bench_case(np, reference, baseline, torch, onnx, label: str, dt: str, repeats: int) -> list[dict]:
     T, B, d, u = SHAPES[label]
     cfg = reference.Config(input_dim=d, units=u, bias_mode="double", return_sequences=True, dtype=dt)
     w = reference.random_weights(cfg, seed=0)
@@ -160,6 +179,8 @@ def bench_case(np, reference, torch, onnx, label: str, dt: str, repeats: int) ->
     fb = {"reference": lambda: reference.lstm_backward(cfg, w, x, g_out=g)}
     why: dict = {}
     impls = {"torch": (torch, _torch_impl), "onnx-ref": (onnx, _onnx_impl), "floor": (np, _floor_impl)}
+    if baseline is not None:
+        impls = {"baseline": (baseline, _baseline_impl), **impls}
     for name, (module, make) in impls.items():
         if module is None:
             why[name] = "not installed"
@@ -180,6 +201,13 @@ def bench_case(np, reference, torch, onnx, label: str, dt: str, repeats: int) ->
                 row[name + "_why"] = why.get(name, "fwd only")
         rows.append(row)
     return rows
+
+
+def _baseline_impl(np, reference, baseline, cfg, w, x, g):
+    bcfg = baseline.Config(**cfg.to_dict())
+    bw = baseline.Weights.from_flat(w.flat())
+    return (lambda: baseline.lstm_forward(bcfg, bw, x), lambda: baseline.lstm_backward(bcfg, bw, x, g_out=g),
+            baseline.lstm_forward(bcfg, bw, x).output)
 
 
 def _torch_impl(np, reference, torch, cfg, w, x, g):
