@@ -105,7 +105,7 @@ def implementation_output(target, kind: CheckKind, case):
 
 
 def diagnose_check(kind: CheckKind, case, out, metrics: dict | None = None, *, budget: float | None = None,
-                   view=None) -> Diagnosis:
+                   view=None, memo: bool = False) -> Diagnosis:
     """The diagnosis of one check's outputs (or, for a parameter count, of its numbers)."""
     budget = budget_s() if budget is None else budget
     if kind is CheckKind.PARAMS:
@@ -114,6 +114,10 @@ def diagnose_check(kind: CheckKind, case, out, metrics: dict | None = None, *, b
         return Diagnosis("not-diagnosed", message=f"a {kind.value} check compares no values", budget_s=budget)
     if view is None and kind in (CheckKind.CONTINUATION, CheckKind.STATEFUL) and case.extra.get("split"):
         view = _second_part(int(case.extra["split"]), case.config.return_sequences)
+    if memo:  # the check's own reference and oracles, memoised by the judge
+        from ..harness.judge import oracles, reference
+
+        return diagnose(case, out, view=view, budget_s=budget, oracles=oracles(case), spec=reference(case))
     return diagnose(case, out, view=view, budget_s=budget)
 
 
@@ -139,7 +143,7 @@ def attach_diagnosis(target, kind: CheckKind, case, judgement, sink=None, repro:
         out, view = got if got else (None, None)
         if out is not None and repro and sink is not None and getattr(sink, "run_dir", None) is not None:
             store_outputs(Path(sink.run_dir) / repro, out)
-        diag = diagnose_check(kind, case, out, judgement.metrics, budget=budget, view=view)
+        diag = diagnose_check(kind, case, out, judgement.metrics, budget=budget, view=view, memo=True)
     except Exception as exc:  # noqa: BLE001 - a diagnosis must never turn a finding into a crash
         diag = Diagnosis("not-diagnosed", budget_s=budget, message=f"diagnosis failed: {type(exc).__name__}: {exc}")
     diag.elapsed_s = time.perf_counter() - t0
