@@ -65,9 +65,25 @@ class KerasHandle:
     batch: int | None = None
 
 
-def _numpy_zeros(shape, dtype=None, **kwargs):
-    """A Keras initialiser: zeros as a numpy array (a variable takes it without running a framework op)."""
-    return np.zeros(tuple(shape), dtype=np.dtype(getattr(dtype, "as_numpy_dtype", dtype) or "float32"))
+_NUMPY_ZEROS: dict[str, type] = {}
+
+
+def numpy_zeros(keras) -> Any:
+    """A Keras initialiser returning zeros as a numpy array (a variable takes it without running a framework
+    op), registered so that ``Bidirectional``, which rebuilds its backward layer from the layer's config, finds it."""
+    cls = _NUMPY_ZEROS.get(keras.__name__)
+    if cls is None:
+        class NumpyZeros(keras.initializers.Initializer):
+            def __call__(self, shape, dtype=None, **kwargs):
+                return np.zeros(tuple(shape), dtype=np.dtype(getattr(dtype, "as_numpy_dtype", dtype) or "float32"))
+
+            def get_config(self):
+                return {}
+
+        saving = getattr(keras, "saving", None)
+        register = getattr(saving, "register_keras_serializable", None) or keras.utils.register_keras_serializable
+        cls = _NUMPY_ZEROS[keras.__name__] = register(package="lstm_conformance")(NumpyZeros)
+    return cls()
 
 
 class PathProbe:
@@ -166,8 +182,8 @@ class KerasAdapterBase(Adapter):
         # the canonical weights are assigned right after; cheap initialisers keep builds fast. numpy zeros, not
         # 'zeros': on JAX 'zeros' and the unit_forget_bias concatenation each compile an XLA program per new
         # variable shape (~40 ms each, 4-5 per new structure); unit_forget_bias only sets the initial bias
-        kw.update(kernel_initializer=_numpy_zeros, recurrent_initializer=_numpy_zeros, bias_initializer=_numpy_zeros,
-                  unit_forget_bias=False)
+        zeros = numpy_zeros(keras)
+        kw.update(kernel_initializer=zeros, recurrent_initializer=zeros, bias_initializer=zeros, unit_forget_bias=False)
         kw.update(self._variant_kwargs(variant))
         return keras.layers.LSTM(config.units, **kw)
 
