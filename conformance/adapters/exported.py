@@ -6,7 +6,7 @@ run by the runtime it is deployed with, on the weights of the same case.
 - ``torchscript``: the TorchScript-based exporter (``dynamo=False``; deprecated since torch 2.9, still in
   2.13), batch and time exported as dynamic axes;
 - ``dynamo``: the torch.export-based exporter (``dynamo=True``, needs onnxscript), batch and time as
-  ``torch.export.Dim``. Measured here (torch 2.13.0, 2 shared cores): 30-90 s per export, one export per
+  ``torch.export.Dim``. Measured here (torch 2.13.0, 2 shared cores): 30-230 s per export, one export per
   case, so it runs only with ``LSTM_CONFORMANCE_SLOW_VARIANTS=1``.
 
 Each case is exported at batch 2 and 3 steps and run at the case's own batch and length, so every check is
@@ -98,7 +98,7 @@ class TorchOnnxAdapter(Adapter):
             except ImportError as exc:
                 return f"the dynamo exporter needs onnxscript: {exc}"
             if not os.environ.get(SLOW_VARIANTS_ENV):
-                return (f"slow: the dynamo exporter took 30-90 s per export here (one export per case); "
+                return (f"slow: the dynamo exporter took 30-230 s per export here (one export per case); "
                         f"set {SLOW_VARIANTS_ENV}=1 to run it")
         return super().variant_unavailable_reason(variant, device)
 
