@@ -17,7 +17,9 @@ reported separately as 'first ms').
 Table 2, per backend and profile: the first ``cases`` cases hypothesis draws for the forward property under that
 profile (derandomized, so the same cases before and after a change), each judged as a check does
 (``judge_forward``: build, forward, float64 and dtype references, error model), every variant in turn, cold:
-compilation, tracing and layer building are part of a check. checks/s = cases judged / wall time.
+compilation, tracing and layer building are part of a check. checks/s = cases judged / wall time;
+checks/cpu-s = cases judged / this process's CPU time (all its threads): steadier than wall time on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -103,29 +105,31 @@ def bench_profile(name: str, profile: str, n_cases: int) -> dict:
     """Judge the first ``n_cases`` drawn cases of every runnable variant; checks/s over all of them."""
     adapter = load(name)
     settings.load_profile(profile)  # the strategies read the profile (its share of STRESS cases)
-    judged, seconds, per_variant = 0, 0.0, {}
+    judged, seconds, cpu, per_variant = 0, 0.0, 0.0, {}
     for variant, unavailable in _variants(adapter):
         if unavailable:
             continue
         target = Target(adapter, variant, "cpu")
-        done = {"n": 0, "s": 0.0}
+        done = {"n": 0, "s": 0.0, "cpu": 0.0}
 
         @settings(max_examples=n_cases, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
         @given(cases(adapter, variant))
         def run(case):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 judge_forward(target, case)
             except Unsupported:  # a per-call refusal: the draw is rejected in a real run too
                 return
             done["s"] += time.perf_counter() - t0
+            done["cpu"] += time.process_time() - c0
             done["n"] += 1
 
         run()
-        judged, seconds = judged + done["n"], seconds + done["s"]
+        judged, seconds, cpu = judged + done["n"], seconds + done["s"], cpu + done["cpu"]
         per_variant[variant] = done["n"] / done["s"] if done["s"] else float("nan")
-    return {"adapter": name, "profile": profile, "cases": judged, "seconds": seconds,
-            "checks_per_s": judged / seconds if seconds else float("nan"), "per_variant": per_variant}
+    return {"adapter": name, "profile": profile, "cases": judged, "seconds": seconds, "cpu_seconds": cpu,
+            "checks_per_s": judged / seconds if seconds else float("nan"),
+            "checks_per_cpu_s": judged / cpu if cpu else float("nan"), "per_variant": per_variant}
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -165,14 +169,15 @@ def main(argv=None) -> int:
         print(f"worst measured adapter/bare ratio: {_fmt(max(measured, default=float('nan')), '.2f')} "
               f"(target <= {TARGET_RATIO:g}); over target or not measured: {', '.join(failed) or 'none'}")
     if not args.no_profiles:
-        print(f"\n{'adapter':<18}{'profile':<10}{'cases':>7}{'seconds':>9}{'checks/s':>10}  per variant")
+        print(f"\n{'adapter':<18}{'profile':<10}{'cases':>7}{'seconds':>9}{'checks/s':>10}{'cpu s':>8}"
+              f"{'checks/cpu-s':>14}  per variant (checks/s)")
         for name in names:
             for profile in args.profile or ["ci", "thorough"]:
                 r = bench_profile(name, profile, args.cases)
                 out["profiles"].append(r)
                 per = ", ".join(f"{v} {_fmt(c, '.2f')}" for v, c in r["per_variant"].items())
                 print(f"{name:<18}{profile:<10}{r['cases']:>7}{r['seconds']:>9.1f}{_fmt(r['checks_per_s'], '.2f'):>10}"
-                      f"  {per}", flush=True)
+                      f"{r['cpu_seconds']:>8.1f}{_fmt(r['checks_per_cpu_s'], '.2f'):>14}  {per}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
     return 1 if failed else 0
