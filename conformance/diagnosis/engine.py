@@ -26,7 +26,10 @@ from ..harness import errors
 __all__ = ["Diagnosis", "diagnose", "first_divergence", "BITS_BAND", "PAIR_CANDIDATES", "DEFAULT_BUDGET_S"]
 
 #: a precision variant explains an implementation whose effective bits are within this many of its own
-BITS_BAND = 2.0
+BITS_BAND = 2.5  # measured: a float64 Keras layer computing in float32 keeps 1.1 bits from the float32 reference
+#: relative size of an equally valid rounding of a precision variant's operands (its unit roundoff)
+_NOISE = {"compute:float16": 2.0**-11, "compute:float32": 2.0**-24, "operands:bfloat16": 2.0**-8,
+          "operands:tf32": 2.0**-11}
 #: pairs are tried among this many closest single variants
 PAIR_CANDIDATES = 8
 DEFAULT_BUDGET_S = 10.0
@@ -149,7 +152,8 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
         bars = [o - spec_flat + flat for o in oracle_flats]  # the case's rounding noise, around the variant
         precise = any(v.precision for v in combo)
         if precise:  # judged against its own rounding noise too: the variant on nudged inputs
-            nudged = run_variants(combo, _nudged(call, case.seed))
+            eps = max(_NOISE.get(v.name, 2.0**-53) for v in combo)
+            nudged = run_variants(combo, _nudged(call, case.seed, eps))
             if nudged is not None:
                 bars.append(_flat(view(nudged), states))
         cmp = errors.compare(impl, flat, bars, dtype)
@@ -173,13 +177,15 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
     if not any(t.explains for t in tried) and not diag.exhausted:
         ranked = sorted(tried, key=lambda t: t.ratio)[:PAIR_CANDIDATES]
         by_name = {v.name: v for v in variants}
+        # a precision variant composes with any semantic one: always a pair candidate
+        ranked += [t for t in tried if by_name[t.names[0]].precision and all(t is not r for r in ranked)]
         for a, b in itertools.combinations(ranked, 2):
             if time.perf_counter() - t0 > budget_s:
                 diag.exhausted = True
                 break
             diag.pairs += 1
             attempt((by_name[a.names[0]], by_name[b.names[0]]))
-    _conclude(diag, tried, denom)
+    _conclude(diag, tried, denom, base.bits)
     diag.divergence = first_divergence(case, out, spec, denom, states,
                                        _explaining_result(tried) if diag.confident else None)
     diag.elapsed_s = time.perf_counter() - t0
@@ -216,7 +222,7 @@ def _screened(call: Call, out, variants: list[Variant]) -> list[Variant]:
     return [v for *_, v in sorted(scores, key=lambda s: (s[0], s[1]))]
 
 
-def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float) -> None:
+def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float, bits: float | None) -> None:
     explaining = sorted((t for t in tried if t.explains), key=lambda t: (len(t.names), t.ratio))
     groups: list[list[_Tried]] = []
     for t in explaining:  # variants with the same output on this case are one explanation
@@ -231,6 +237,16 @@ def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float) -> None:
     if not groups:
         diag.message = "no known variant explains it"
         return
+    precise = {v.name for v in catalogue() if v.precision}
+    if len(groups) > 1 and bits is not None and all(set(g[0].names) <= precise for g in groups):
+        # only precisions explain it: the coarser one's noise covers the finer one, the effective bits tell
+        # them apart when one is clearly nearer the implementation's
+        groups.sort(key=lambda g: abs(g[0].bits - bits))
+        near, next_ = (abs(g[0].bits - bits) for g in groups[:2])
+        if near < 0.5 * next_:
+            diag.message = "also within the error model, further in effective bits: " + ", ".join(
+                " + ".join(g[0].names) for g in groups[1:])
+            groups = groups[:1]
     diag.status = "explained" if len(groups) == 1 else "ambiguous"
     diag.confident = len(groups) == 1
     diag.variants = [" + ".join(g[0].names) for g in groups]
@@ -261,10 +277,20 @@ def _states_comparable(out, spec) -> bool:
         return False
 
 
-def _nudged(call: Call, seed: int) -> Call:
+def _nudged(call: Call, seed: int, eps: float) -> Call:
+    """The call with inputs, weights and initial state moved by ``eps`` relative, random signs: an equally
+    valid rounding at a precision variant's own resolution."""
     rng = np.random.default_rng([seed, 0xd1a6])
-    w, x, init = errors.nudge_inputs(call.weights, call.x, call.initial_state, "float64", rng)
-    return replace(call, weights=w, x=x, initial_state=init)
+
+    def nudge(a):
+        a = np.asarray(a, np.float64)
+        return a * (1 + eps * rng.choice((-1.0, 1.0), size=a.shape))
+
+    init = call.initial_state
+    if init is not None:
+        init = [[(nudge(h), nudge(c)) for h, c in dirs] for dirs in init]
+    w = type(call.weights).from_flat({k: nudge(v) for k, v in call.weights.flat().items()})
+    return replace(call, weights=w, x=nudge(call.x), initial_state=init)
 
 
 def first_divergence(case, out, spec, denom: float, states: bool = True, explained=None) -> dict:
