@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "onnxruntime": "conformance.adapters.onnxruntime:OnnxRuntimeAdapter",
     "flax": "conformance.adapters.flax:FlaxAdapter",
     "torch-onnx": "conformance.adapters.exported:TorchOnnxAdapter",
+    "torch-onnx-dynamo": "conformance.adapters.exported:TorchOnnxDynamoAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

@@ -1,13 +1,16 @@
 """Exported-model backends: a framework's LSTM exported with the exporter its users use, the exported file
 run by the runtime it is deployed with, on the weights of the same case.
 
-``torch-onnx``: ``torch.nn.LSTM`` (built and loaded as the ``torch`` adapter builds it, LAYOUT-3) exported by
-``torch.onnx.export`` and run in ONNX Runtime's CPU execution provider. Variants, one per exporter:
-- ``torchscript``: the TorchScript-based exporter (``dynamo=False``; deprecated since torch 2.9, still in
-  2.13), batch and time exported as dynamic axes;
-- ``dynamo``: the torch.export-based exporter (``dynamo=True``, needs onnxscript), batch and time as
-  ``torch.export.Dim``. Measured here (torch 2.13.0, 2 shared cores): 30-230 s per export, one export per
-  case, so it runs only with ``LSTM_CONFORMANCE_SLOW_VARIANTS=1``.
+``torch-onnx`` and ``torch-onnx-dynamo``: ``torch.nn.LSTM`` (its weights converted as the ``torch`` adapter
+converts them, LAYOUT-3) exported by ``torch.onnx.export`` and run in ONNX Runtime's CPU execution provider,
+one backend per exporter:
+- ``torch-onnx``: the TorchScript-based exporter (``dynamo=False``; deprecated since torch 2.9, still in
+  2.13), batch and time exported as dynamic axes. It refuses a projection ("Unsupported: ONNX export of
+  operator LSTM, LSTMs with projections"), so ``proj_size`` is not offered.
+- ``torch-onnx-dynamo``: the torch.export-based exporter (``dynamo=True``, needs onnxscript), batch and
+  time as ``torch.export.Dim``. Measured here (torch 2.13.0, 2 shared cores): 30-230 s per export, one
+  export per case, so it runs only with ``LSTM_CONFORMANCE_SLOW_VARIANTS=1`` (tox env ``torch-onnx-dynamo``,
+  outside the ``conformance`` label).
 
 Each case is exported at batch 2 and 3 steps and run at the case's own batch and length, so every check is
 also a check of the dynamic axes (SHAPE-1, SHAPE-2). The exported graph is exported once per set of
@@ -34,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from reference import Config, Weights
-from reference.weights import random_weights
 
 from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
 from .shared import layer_major, per_layer
@@ -55,13 +57,14 @@ class _Handle:
 
 class TorchOnnxAdapter(Adapter):
     name = "torch-onnx"
-    framework = "torch -> onnx -> onnxruntime"
+    framework = "torch -> onnx (TorchScript exporter) -> onnxruntime"
+    exporter = "torchscript"
     exercises = ("LAYOUT-3",)
-    variants = ("torchscript", "dynamo")
+    variants = ("torchscript",)
     requires = ("torch", "onnx", "onnxruntime")
     capabilities = Capabilities(
-        options=frozenset({"return_sequences", "return_state", "bidirectional", "num_layers", "proj_size",
-                           "use_bias=False", "initial_state"}),
+        options=frozenset({"return_sequences", "return_state", "bidirectional", "num_layers", "use_bias=False",
+                           "initial_state"}),
         activations={"tanh": "tanh", "sigmoid": "sigmoid"},
         dtypes=("float32",),  # ONNX Runtime's CPU LSTM kernel runs float32 only
         merge_modes=("concat", "none"),
@@ -74,8 +77,7 @@ class TorchOnnxAdapter(Adapter):
         from .torch import TorchAdapter
 
         self._torch = TorchAdapter()
-        self._refusals: dict[tuple[str, str], str | None] = {}
-
+        
     # ---- environment -------------------------------------------------------------------------
     def versions(self) -> dict[str, str]:
         import onnx
@@ -83,64 +85,29 @@ class TorchOnnxAdapter(Adapter):
         import torch
 
         out = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
-        try:
+        if self.exporter == "dynamo":
             import onnxscript
 
             out["onnxscript"] = onnxscript.__version__
-        except ImportError:
-            pass
         return out
-
-    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
-        if variant == "dynamo":
-            try:
-                import onnxscript  # noqa: F401
-            except ImportError as exc:
-                return f"the dynamo exporter needs onnxscript: {exc}"
-            if not os.environ.get(SLOW_VARIANTS_ENV):
-                return (f"slow: the dynamo exporter took 30-230 s per export here (one export per case); "
-                        f"set {SLOW_VARIANTS_ENV}=1 to run it")
-        return super().variant_unavailable_reason(variant, device)
 
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         return ("zero",)
 
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
-        reason = (self.variant_unavailable_reason(variant, device)
-                  or self._torch.unsupported_reason(config, "batch_first", device)
-                  or super().unsupported_reason(config, variant, device))
-        if reason is None and config.proj_size:
-            reason = self._refusal(variant, "proj_size")
-        return reason
-
-    def _refusal(self, variant: str, feature: str) -> str | None:
-        """The exporter's own message when it refuses ``feature`` (probed once per variant on a one-unit
-        module), or None when it exports it: a refused feature is a skip that names the exporter's words,
-        decided before cases are drawn (a refusal at run time would reject every drawn case)."""
-        key = (variant, feature)
-        if key not in self._refusals:
-            probe = Config(input_dim=1, units=2, proj_size=1 if feature == "proj_size" else 0, dtype="float32")
-            try:
-                handle = self.build(probe, random_weights(probe, np.random.default_rng(0)), variant=variant)
-                self._export(handle, False)
-                self._refusals[key] = None
-            except Unsupported as exc:
-                self._refusals[key] = str(exc)
-        return self._refusals[key]
+        return (self.variant_unavailable_reason(variant, device)
+                or self._torch.unsupported_reason(config, "batch_first", device)
+                or super().unsupported_reason(config, variant, device))
 
     # ---- building -----------------------------------------------------------------------------
-    def build(self, config: Config, weights: Weights, *, variant: str = "torchscript", device: str = "cpu",
+    def build(self, config: Config, weights: Weights, *, variant: str = "", device: str = "cpu",
               stateful: bool = False) -> _Handle:
         import torch
 
         if stateful:
             raise Unsupported(f"{self.name}: an exported nn.LSTM keeps no state between runs")
-        # the checks of unsupported_reason but the exporter's refusals (their probe builds through here)
-        reason = (self.variant_unavailable_reason(variant, device)
-                  or self._torch.unsupported_reason(config, "batch_first", device)
-                  or super().unsupported_reason(config, variant, device))
-        if reason:
-            raise Unsupported(reason)
+        variant = variant or self.variants[0]
+        self.require_supported(config, variant, device)
         th = self._torch.build(config, weights, variant="batch_first", device="cpu")
         # the module is the torch adapter's cached one: copy it, the export owns its weights
         module = torch.nn.LSTM(config.input_dim, config.units, num_layers=config.num_layers, bias=config.use_bias,
@@ -169,7 +136,7 @@ class TorchOnnxAdapter(Adapter):
         inputs = ["x", "h0", "c0"] if with_state else ["x"]
         path = handle.folder / f"lstm{'-state' if with_state else ''}.onnx"
         kw: dict[str, Any] = {"input_names": inputs, "output_names": ["y", "h_n", "c_n"]}
-        if handle.variant == "dynamo":
+        if self.exporter == "dynamo":
             B, T = torch.export.Dim("B"), torch.export.Dim("T")
             kw["dynamic_shapes"] = ({0: B, 1: T}, ({1: B}, {1: B})) if with_state else ({0: B, 1: T},)
         else:
@@ -180,9 +147,9 @@ class TorchOnnxAdapter(Adapter):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
-                torch.onnx.export(handle.module, args, str(path), dynamo=handle.variant == "dynamo", **kw)
+                torch.onnx.export(handle.module, args, str(path), dynamo=self.exporter == "dynamo", **kw)
         except Exception as exc:  # the exporter's refusal, with its own words
-            raise Unsupported(f"torch.onnx.export ({handle.variant}) refuses: {type(exc).__name__}: "
+            raise Unsupported(f"torch.onnx.export ({self.exporter} exporter) refuses: {type(exc).__name__}: "
                               f"{_first_line(exc)}") from exc
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
@@ -229,3 +196,22 @@ class TorchOnnxAdapter(Adapter):
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else ""
+
+
+class TorchOnnxDynamoAdapter(TorchOnnxAdapter):
+    name = "torch-onnx-dynamo"
+    framework = "torch -> onnx (dynamo exporter) -> onnxruntime"
+    exporter = "dynamo"
+    variants = ("dynamo",)
+    requires = ("torch", "onnx", "onnxruntime", "onnxscript")
+    # the dynamo exporter exports a projection (torch 2.13.0, onnxscript 0.7.2)
+    capabilities = Capabilities(
+        options=TorchOnnxAdapter.capabilities.options | {"proj_size"},
+        activations=TorchOnnxAdapter.capabilities.activations, dtypes=("float32",), merge_modes=("concat", "none"),
+        bias_modes=("single", "double"), param_convention="torch", max_layers=4)
+
+    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
+        if not os.environ.get(SLOW_VARIANTS_ENV):
+            return (f"slow: the dynamo exporter took 30-230 s per export here (one export per case); "
+                    f"set {SLOW_VARIANTS_ENV}=1 to run it")
+        return super().variant_unavailable_reason(variant, device)
