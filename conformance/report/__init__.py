@@ -40,7 +40,7 @@ def validate(summary: dict) -> None:
 
 
 def make_report(run_dirs: list[Path], out: Path) -> dict:
-    """Read the runs, write ``out``/summary.json, index.html and repro/; return the summary."""
+    """Read the runs, write ``out``/summary.json, index.html, conventions.md and repro/; return the summary."""
     from .html import render
 
     if not run_dirs:
@@ -56,6 +56,10 @@ def make_report(run_dirs: list[Path], out: Path) -> dict:
     validate(json.loads(json.dumps(summary)))
     write_json_atomic(out / "summary.json", summary)
     write_text_atomic(out / "index.html", render(summary, runs))
+    from .conventions import build_conventions, conventions_markdown  # the table spec/README.md checks against
+
+    write_text_atomic(out / "conventions.md", conventions_markdown(build_conventions(
+        [rec for run in runs for rec in run.records])))
     return summary
 
 

@@ -6,8 +6,9 @@ Evidence of two kinds, both from the records of a run:
   judged under (a masked case judged with masked_output 'zero' that passes: the backend outputs zeros);
 - a fail or xfail whose diagnosis (conformance/diagnosis) names a variant of that convention with
   confidence: the backend follows the variant's reading instead.
-A backend's reading is the one with the most evidence; every reading seen is listed with its counts, so a
-backend that follows two readings on different paths (Keras variants) shows both.
+A backend's reading is the one diagnosed most often, else the one passed most often (a pass is weaker
+evidence: the readings may coincide on its case, as with a clip that never binds); every reading seen is
+listed with its counts, so a backend that follows two readings on different paths (Keras variants) shows both.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ CONVENTIONS: list[tuple[str, str, Callable[[dict, dict], str | None], dict[str, 
      else None, {"masked-output:carry": "carry", "masked-output:zero": "zero",
                  "masked-output:h0-before-first-valid": "h0 before the first valid step",
                  "masked-output:leftover": "the step's own h_t"}),
+    # under 'carry' the two readings coincide: only a 'zero' case tells them apart
     ("last output of a masked row", "MASK-2", lambda d, c: d.get("last_output") if _masked(d) and not
-     c.get("return_sequences") else None, {"last-output:last-step": "last-step", "last-output:last-valid": "last-valid"}),
+     c.get("return_sequences") and d.get("masked_output") == "zero" else None, {"last-output:last-step": "last-step", "last-output:last-valid": "last-valid"}),
     ("masked state", "MASK-1", lambda d, c: "keep" if _masked(d) else None,
      {"masked-state:update": "update", "final-state:padded-end": "final state at the padded end"}),
     ("length-0 rows", "MASK-3", lambda d, c: None,
@@ -109,7 +111,9 @@ def build_conventions(records: list[Result]) -> dict:
             seen = counts.get((name, backend))
             if not seen:
                 continue
-            ranked = sorted(seen.items(), key=lambda kv: -(kv[1]["pass"] + kv[1]["diagnosed"]))
+            # a diagnosis is specific evidence; a pass may come from a case where the readings coincide (a
+            # clip that never binds), so a reading diagnosed comes first
+            ranked = sorted(seen.items(), key=lambda kv: (-kv[1]["diagnosed"], -kv[1]["pass"]))
             cells[backend] = {"reading": ranked[0][0], "evidence": [
                 {"reading": r, "pass": n["pass"], "diagnosed": n["diagnosed"]} for r, n in ranked]}
         rows.append({"convention": name, "rule": rule, "cells": cells})
