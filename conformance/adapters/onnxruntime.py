@@ -85,6 +85,10 @@ class OnnxRuntimeAdapter(Adapter):
 
     def __init__(self) -> None:
         self._sessions = {v: LayerCache(_CACHE_SIZE) for v in _VARIANTS}
+        # per config (frozen, hashable): the support answer and the node's structure key, asked on every
+        # build and call; computing them (a Config.replace, activation parsing) cost more than ORT's run
+        self._support: dict[tuple, str | None] = {}
+        self._structures: dict[Config, tuple] = {}
 
     # ---- environment -------------------------------------------------------------------------
     def versions(self) -> dict[str, str]:
@@ -98,6 +102,14 @@ class OnnxRuntimeAdapter(Adapter):
         return ("zero",)  # MASK-2: ORT zero-fills Y past each sequence length
 
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        key = (config, variant, device)
+        if key not in self._support:
+            if len(self._support) > 4096:
+                self._support.clear()
+            self._support[key] = self._unsupported_reason(config, variant, device)
+        return self._support[key]
+
+    def _unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
         reason = self.variant_unavailable_reason(variant, device)
         if reason:
             return reason
@@ -160,8 +172,12 @@ class OnnxRuntimeAdapter(Adapter):
         cfg = handle.config
         optional = tuple(sorted(n for n in ("sequence_lens", "initial_h", "initial_c") if n in feed_shapes))
         # batch and time are left symbolic so one session serves every case of this structure
-        structure = (repr(sorted(self._attributes(cfg).items())), cfg.dtype, cfg.input_dim, cfg.use_bias,
-                     cfg.peepholes)
+        structure = self._structures.get(cfg)
+        if structure is None:
+            if len(self._structures) > 4096:
+                self._structures.clear()
+            structure = self._structures[cfg] = (repr(sorted(self._attributes(cfg).items())), cfg.dtype,
+                                                 cfg.input_dim, cfg.use_bias, cfg.peepholes)
         cache, key, inits = self._sessions[handle.variant], (structure, optional), {}
         if handle.variant == "initializers":
             key, inits = key + (handle.digest,), handle.weights
