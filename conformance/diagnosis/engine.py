@@ -210,16 +210,19 @@ def _screened(call: Call, out, variants: list[Variant]) -> list[Variant]:
                      initial_state=init)
     impl = np.asarray(y, np.float64)[rows, steps]
     spec = prefix.run().output
+    with np.errstate(invalid="ignore"):
+        spec_score = float(np.nanmax(np.abs(np.asarray(spec) - impl)))
     scores = []
     for n, v in enumerate(variants):
         res = run_variants((v,), prefix)
-        score = math.inf
+        rank, score = 1, 0.0  # does not change the prefix: the implementation may depart later (state reset)
         if res is not None and np.shape(res.output) == impl.shape and not np.allclose(res.output, spec, rtol=0,
                                                                                       atol=1e-12):
             with np.errstate(invalid="ignore"):
                 score = float(np.nanmax(np.abs(np.asarray(res.output) - impl)))
-        scores.append((score, n, v))
-    return [v for *_, v in sorted(scores, key=lambda s: (s[0], s[1]))]
+            rank = 0 if score < spec_score else 2  # nearer the implementation than the spec is, or not
+        scores.append((rank, score, n, v))
+    return [v for *_, v in sorted(scores, key=lambda s: s[:3])]
 
 
 def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float, bits: float | None) -> None:
@@ -238,6 +241,9 @@ def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float, bits: float | 
         diag.message = "no known variant explains it"
         return
     precise = {v.name for v in catalogue() if v.precision}
+    exact = [g for g in groups if not set(g[0].names) & precise]
+    if exact and len(exact) < len(groups):  # a semantic explanation needs no precision loss on top of it
+        groups = exact
     if len(groups) > 1 and bits is not None and all(set(g[0].names) <= precise for g in groups):
         # only precisions explain it: the coarser one's noise covers the finer one, the effective bits tell
         # them apart when one is clearly nearer the implementation's
