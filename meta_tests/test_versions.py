@@ -82,6 +82,14 @@ def test_bisect_skips_releases_that_do_not_install(monkeypatch):
     assert xfail == ">=3.0.0,<3.5.0"
 
 
+def test_a_framework_crash_is_bad_and_a_suite_error_decides_nothing(monkeypatch):
+    outcomes = {"3.0.0": "crash", "3.0.1": "error", "3.1.0": "pass", "3.2.0": "pass"}
+    results, calls, spec = _run(monkeypatch, outcomes)
+    lines, xfail = bisect_mod._transitions(results, spec)
+    assert any("first good: keras==3.1.0" in ln and "last bad 3.0.0" in ln for ln in lines), lines
+    assert xfail == ">=3.0.0,<3.1.0"
+
+
 def test_bisect_all_runs_every_release_and_same_outcome_says_so(monkeypatch):
     outcomes = {f"3.{i}.0": "fail" for i in range(4)}
     results, calls, spec = _run(monkeypatch, outcomes, exhaustive=True)

@@ -21,21 +21,28 @@ from .venvs import InstallError, ensure_venv, run_env, venv_python
 
 __all__ = ["Outcome", "bisect", "run_bisect", "add_parser"]
 
-_BAD, _GOOD = "fail", "pass"
+_GOOD = "pass"
+#: the case disagrees (fail) or the framework raises on it (crash: the table's message tells an API change from a bug)
+_BAD = ("fail", "crash")
 _PROBE_TIMEOUT = 1800  # seconds for one replay (an import of a large framework included)
 
 
 @dataclass
 class Outcome:
     version: str
-    outcome: str  # pass | fail | crash | skip | inconclusive | unavailable | install-failed
+    outcome: str  # pass | fail | crash (the framework raised) | skip | inconclusive | unavailable | install-failed |
+    #               error (the suite itself could not run there)
     ratio: float | None = None
     message: str = ""
     versions: dict = field(default_factory=dict)
 
     @property
     def decides(self) -> bool:
-        return self.outcome in (_BAD, _GOOD)
+        return self.outcome in _BAD or self.outcome == _GOOD
+
+    @property
+    def bad(self) -> bool:
+        return self.outcome in _BAD
 
 
 def _probe(case: Path, backend: str, pins: list[str], cache: Path | None, log) -> dict:
@@ -48,12 +55,12 @@ def _probe(case: Path, backend: str, pins: list[str], cache: Path | None, log) -
                               capture_output=True, text=True, env=run_env(backend), timeout=_PROBE_TIMEOUT,
                               check=False)
     except subprocess.TimeoutExpired:
-        return {"outcome": "crash", "message": f"no answer within {_PROBE_TIMEOUT} s"}
+        return {"outcome": "error", "message": f"no answer within {_PROBE_TIMEOUT} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    return {"outcome": "crash", "message": (err[-1] if err else f"probe exited {proc.returncode}")}
+    return {"outcome": "error", "message": (err[-1] if err else f"probe exited {proc.returncode}")}
 
 
 def bisect(case: Path, backend: str, spec: VersionSpec, releases: list[str], *, with_pins: list[str],
@@ -77,7 +84,7 @@ def bisect(case: Path, backend: str, spec: VersionSpec, releases: list[str], *, 
     candidates = list(releases)
     lo = next((i for i, v in enumerate(candidates) if run(v).decides), None)
     hi = next((i for i in range(len(candidates) - 1, -1, -1) if run(candidates[i]).decides), None)
-    if lo is not None and hi is not None and lo < hi and done[candidates[lo]].outcome != done[candidates[hi]].outcome:
+    if lo is not None and hi is not None and lo < hi and done[candidates[lo]].bad != done[candidates[hi]].bad:
         while hi - lo > 1:  # invariant: candidates[lo] has the old outcome, candidates[hi] the new one
             mid = (lo + hi) // 2
             res = run(candidates[mid])
@@ -85,7 +92,7 @@ def bisect(case: Path, backend: str, spec: VersionSpec, releases: list[str], *, 
                 del candidates[mid]
                 hi -= 1
                 continue
-            if res.outcome == done[candidates[lo]].outcome:
+            if res.bad == done[candidates[lo]].bad:
                 lo = mid
             else:
                 hi = mid
@@ -98,19 +105,19 @@ def _transitions(results: list[Outcome], spec: VersionSpec) -> tuple[list[str], 
     lines, spec_out = [], None
     if not decided:
         return ["  no release decided the case (see the outcomes above)"], None
-    if all(r.outcome == decided[0].outcome for r in decided):
-        what = "fails" if decided[0].outcome == _BAD else "passes"
+    if all(r.bad == decided[0].bad for r in decided):
+        what = "fails" if decided[0].bad else "passes"
         lines.append(f"  the case {what} on every release that ran ({decided[0].version} .. {decided[-1].version}); "
                      "releases between two that ran were not all tried: --all runs each")
-        if decided[0].outcome == _BAD:
+        if decided[0].bad:
             spec_out = f">={decided[0].version}"
         return lines, spec_out
     bad_from = good_from = None
     for prev, cur in zip(decided, decided[1:]):
-        if prev.outcome != cur.outcome:
-            if cur.outcome == _BAD and bad_from is None:
+        if prev.bad != cur.bad:
+            if cur.bad and bad_from is None:
                 bad_from = (prev, cur)
-            elif cur.outcome == _GOOD:
+            elif not cur.bad:
                 good_from = (prev, cur)
     if bad_from:
         lines.append(f"  first bad:  {spec.pin(bad_from[1].version)}  (last good {bad_from[0].version})")
@@ -164,7 +171,7 @@ def run_bisect(case: Path, backend: str, versions: str, *, with_pins: list[str],
                                         "with": with_pins, "results": [asdict(r) for r in results],
                                         "xfail_versions": f"{spec.name}{xfail_spec}" if xfail_spec else None},
                                        indent=2) + "\n")
-    return 0 if all(r.outcome not in ("install-failed", "unavailable") for r in results) else 1
+    return 0 if all(r.outcome not in ("install-failed", "unavailable", "error") for r in results) else 1
 
 
 def add_parser(sub):

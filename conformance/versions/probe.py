@@ -22,9 +22,9 @@ def probe(path: Path) -> dict:
         replay(path, out=text, records=records)
     except ImportError as exc:  # the adapter is unknown or its framework does not import here
         return {"outcome": "unavailable", "message": str(exc).splitlines()[0]}
-    except Exception as exc:  # noqa: BLE001 - whatever a release does to the suite's own code is the answer
+    except Exception as exc:  # noqa: BLE001 - the suite itself could not run here (not the framework's answer)
         first = (str(exc).strip().splitlines() or [""])[0]
-        return {"outcome": "crash", "message": f"{type(exc).__name__}: {first}"}
+        return {"outcome": "error", "message": f"the suite failed here: {type(exc).__name__}: {first}"}
     if not records:
         lines = [ln.strip() for ln in text.getvalue().splitlines() if ln.strip().startswith("result")]
         return {"outcome": "skip", "message": lines[-1] if lines else "no result recorded"}
