@@ -280,26 +280,34 @@ def pytest_runtest_call(item):
     had = "_hypothesis_internal_use_settings" in fn.__dict__
     saved_settings = getattr(fn, "_hypothesis_internal_use_settings", None)
     bound = ShrinkBound(state["shrink_seconds"]).wrap(inner)
-    bound._hypothesis_internal_add_digest = database_key(item, name, variant)
     hyp.inner_test = bound
     base = saved_settings or settings()
     had_key = "_hypothesis_internal_database_key" in fn.__dict__
+
+    def key(n: str, v: str) -> bytes:
+        # the test's digest with the backend and variant added, as hypothesis keys parametrized tests. Only
+        # the database key: a derandomized profile seeds from the plain digest, so every variant of a backend
+        # draws the same cases (and shares their memoised references)
+        bound._hypothesis_internal_add_digest = database_key(item, n, v)
+        try:
+            return function_digest(bound)
+        finally:
+            del bound._hypothesis_internal_add_digest
+
     replay = item.config.getoption("--replay-failures-from")
     if base.database is not None:
         # explicit, because hypothesis uses no database at all under a forced seed, which every random run
         # has (pytest_configure records one): saved failures are replayed per backend and variant again
-        fn._hypothesis_internal_database_key = function_digest(bound)
+        own = fn._hypothesis_internal_database_key = key(name, variant)
     if replay and base.database is not None:
-        own, extra = function_digest(bound), []
+        extra = []
         adapters = {n: _adapter(item.config, n) for n in {r.partition(":")[0] for r in replay}}
         for spec in replay:
             other, _, v = spec.partition(":")
             a = adapters[other]
             for ov in ([v] if v else list(a.variants) if isinstance(a, Adapter) else ["default"]):
                 if (other, ov) != (name, variant):
-                    bound._hypothesis_internal_add_digest = database_key(item, other, ov)
-                    extra.append(function_digest(bound))
-        bound._hypothesis_internal_add_digest = database_key(item, name, variant)
+                    extra.append(key(other, ov))
         counts = state["replayed"].setdefault(item.nodeid, {})
         fn._hypothesis_internal_use_settings = settings(base, database=ReplayDatabase(base.database, {own: extra},
                                                                                       counts))
