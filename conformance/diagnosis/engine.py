@@ -162,7 +162,14 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
         # NUM-6 does not apply here: a reduced-precision variant's own noise is large by design
         explains = cmp.ratio <= errors.K and not cmp.out_of_range
         if precise:
-            explains = explains and base.bits is not None and abs(base.bits - bits_v) <= BITS_BAND
+            # the precision loss must be the implementation's: its effective bits against the variant without
+            # the precision part equal the precision part's own (for a single variant: against the spec)
+            exact = [t for t in tried if len(combo) == 2 and len(t.names) == 1 and t.names[0] in
+                     {v.name for v in combo if not v.precision}]
+            ref = exact[0].flat if exact else spec_flat
+            lost = errors.effective_bits(float(np.max(np.abs(flat - ref), initial=0.0)), scale, dtype)
+            seen = errors.effective_bits(float(np.max(np.abs(impl - ref), initial=0.0)), scale, dtype)
+            explains = explains and abs(seen - lost) <= BITS_BAND and (len(combo) == 1 or bool(exact))
         t = _Tried(tuple(v.name for v in combo), tuple(dict.fromkeys(v.rule for v in combo)),
                    tuple(v.reading for v in combo), flat, res, cmp.ratio, bits_v, explains)
         tried.append(t)
