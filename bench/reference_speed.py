@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.child is not None:
         return run_child(args)
+    # SIGTERM ends the parent with SystemExit, and subprocess.run then kills the running child with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rc = 0
     for t in args.threads:
         n = all_cores() if t == "all" else int(t)
