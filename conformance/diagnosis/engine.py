@@ -101,6 +101,7 @@ class _Tried:
     ratio: float
     bits: float | None
     explains: bool
+    bits_gap: float = 0.0  # a precision explanation: |effective bits lost by it - lost by the implementation|
 
 
 def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, variants: list[Variant] | None = None,
@@ -161,6 +162,7 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
         bits_v = errors.effective_bits(err_v, scale, dtype)
         # NUM-6 does not apply here: a reduced-precision variant's own noise is large by design
         explains = cmp.ratio <= errors.K and not cmp.out_of_range
+        gap = 0.0
         if precise:
             # the precision loss must be the implementation's: its effective bits against the variant without
             # the precision part equal the precision part's own (for a single variant: against the spec)
@@ -169,9 +171,10 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
             ref = exact[0].flat if exact else spec_flat
             lost = errors.effective_bits(float(np.max(np.abs(flat - ref), initial=0.0)), scale, dtype)
             seen = errors.effective_bits(float(np.max(np.abs(impl - ref), initial=0.0)), scale, dtype)
-            explains = explains and abs(seen - lost) <= BITS_BAND and (len(combo) == 1 or bool(exact))
+            gap = abs(seen - lost)
+            explains = explains and gap <= BITS_BAND and (len(combo) == 1 or bool(exact))
         t = _Tried(tuple(v.name for v in combo), tuple(dict.fromkeys(v.rule for v in combo)),
-                   tuple(v.reading for v in combo), flat, res, cmp.ratio, bits_v, explains)
+                   tuple(v.reading for v in combo), flat, res, cmp.ratio, bits_v, explains, gap)
         tried.append(t)
         return t
 
@@ -251,11 +254,11 @@ def _conclude(diag: Diagnosis, tried: list[_Tried], denom: float, bits: float | 
     exact = [g for g in groups if not set(g[0].names) & precise]
     if exact and len(exact) < len(groups):  # a semantic explanation needs no precision loss on top of it
         groups = exact
-    if len(groups) > 1 and bits is not None and all(set(g[0].names) <= precise for g in groups):
-        # only precisions explain it: the coarser one's noise covers the finer one, the effective bits tell
-        # them apart when one is clearly nearer the implementation's
-        groups.sort(key=lambda g: abs(g[0].bits - bits))
-        near, next_ = (abs(g[0].bits - bits) for g in groups[:2])
+    if len(groups) > 1 and len({tuple(sorted(set(g[0].names) - precise)) for g in groups}) == 1:
+        # the explanations differ only in their precision: the coarser one's noise covers the finer one, the
+        # effective bits tell them apart when one is clearly nearer the implementation's loss
+        groups.sort(key=lambda g: g[0].bits_gap)
+        near, next_ = (g[0].bits_gap for g in groups[:2])
         if near < 0.5 * next_:
             diag.message = "also within the error model, further in effective bits: " + ", ".join(
                 " + ".join(g[0].names) for g in groups[1:])
