@@ -68,7 +68,7 @@ CONVENTIONS: list[tuple[str, str, Callable[[dict, dict], str | None], dict[str, 
     ("returned state order", "STATE-4", lambda d, c: "[h, c]" if c.get("return_state") else None,
      {"states:h-c-swapped": "[c, h]", "states:directions-swapped": "directions swapped"}),
     ("precision of the declared dtype", "NUM-5", lambda d, c: f"computes in {c.get('dtype')}",
-     {"compute:float16": "computes in float16", "compute:float32": "computes in float32",
+     {"compute:float16": "computes in float16 (declared wider)", "compute:float32": "a float64 layer computes in float32",
       "operands:bfloat16": "bfloat16 operands", "operands:tf32": "TF32 operands"}),
 ]
 
