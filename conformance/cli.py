@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pd = sub.add_parser("diagnose", help="name the semantic variant that reproduces a saved failing case (.npz)")
     pd.add_argument("blob", metavar="CASE.npz")
-    pd.add_argument("--budget", type=float, default=30.0, help="wall-clock seconds for the search (default 30)")
+    pd.add_argument("--budget", type=float, default=30.0, help="CPU seconds for the search (default 30)")
     pd.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     pd.set_defaults(func=cmd_diagnose)
 

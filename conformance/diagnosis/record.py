@@ -29,7 +29,7 @@ _xfail_counts: dict[tuple, int] = {}
 
 
 def budget_s() -> float:
-    """Wall-clock budget of one diagnosis: ``LSTM_DIAGNOSE_BUDGET_S`` (0 turns diagnosis off)."""
+    """CPU-seconds budget of one diagnosis: ``LSTM_DIAGNOSE_BUDGET_S`` (0 turns diagnosis off)."""
     try:
         return float(os.environ.get("LSTM_DIAGNOSE_BUDGET_S", DEFAULT_BUDGET_S))
     except ValueError:
