@@ -133,6 +133,9 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
     dtype = case.config.dtype
     base = errors.compare(impl, spec_flat, oracle_flats, dtype)
     diag = Diagnosis("unexplained", spec_ratio=_finite(base.ratio), budget_s=budget_s)
+    if base.passed:
+        diag.status, diag.message = "not-diagnosed", f"the output agrees with the spec (ratio {base.ratio:.3g} <= K)"
+        return diag
     denom = max(base.err_oracle, base.floor) if math.isfinite(base.err_oracle) else base.floor
     scale = errors.output_scale(base.ymax)
     same = 1e-9 * scale  # a variant this close to the spec does not apply to the case
