@@ -147,3 +147,12 @@ def test_cotangents_weight_what_the_case_says():
     assert not np.array_equal(gradient_reference(only_out).x, ref.x)
     assert set(gradient_tensors(ref.x, ref.h0, ref.c0, ref.weights)) == {"x", "h0[0,0]", "c0[0,0]", "W[0,0]",
                                                                          "U[0,0]", "b[0,0]"}
+
+
+def test_a_subnormal_gradient_error_is_measured_not_raised():
+    """Gradients after long forgetting reach 1e-320: err / scale underflows to 0 in the effective bits (NUM-5);
+    it was a ValueError (math domain error) that crashed a correct backend's check."""
+    ref = {"h0[0,0]": np.array([0.0, 20.0]), "x": np.array([1.0, 2.0])}
+    impl = {"h0[0,0]": np.array([1e-320, 20.0]), "x": np.array([1.0, 2.0])}
+    cmp = compare_gradients(impl, ref, [dict(ref)], "float64")
+    assert cmp.passed and cmp.tensors["h0[0,0]"].bits == 53.0

@@ -108,7 +108,10 @@ def effective_bits(err: float, scale: float, dtype: str) -> float:
     cap = float(_mantissa_bits(dtype))
     if err <= 0 or not math.isfinite(err):
         return cap if err == 0 else 0.0
-    return float(min(cap, max(0.0, -math.log2(err / scale))))
+    rel = err / scale
+    if rel <= 0:  # a subnormal error at a large scale underflows: as good as exact (gradients reach 1e-320)
+        return cap
+    return float(min(cap, max(0.0, -math.log2(rel))))
 
 
 def compare(impl: np.ndarray, ref64: np.ndarray, ref_dtype, dtype: str, *, k: float = K,
