@@ -62,11 +62,6 @@ class _Handle:
     size: int  # parameter count as the framework holds it (leaf sizes)
 
 
-def _with_nnx_names(cell_params: dict) -> dict:
-    """to_flax's linen names -> nnx.LSTMCell's attributes (``if`` is a keyword in Python, so nnx has ``if_``)."""
-    return {("if_" if k == "if" else k): v for k, v in cell_params.items()}
-
-
 class FlaxAdapter(Adapter):
     name = "flax"
     framework = "flax"
@@ -125,7 +120,8 @@ class FlaxAdapter(Adapter):
             return {"dense_i": {"kernel": k["kernel"]},
                     "dense_h": {"kernel": k["recurrent_kernel"], "bias": k["bias"]}}
         cell = to_flax(weights, config, layer, direction)  # LAYOUT-5
-        return _with_nnx_names(cell) if variant == "nnx" else cell
+        # nnx.LSTMCell's attribute for to_flax's ``if`` is ``if_`` (``if`` is a Python keyword)
+        return {("if_" if k == "if" and variant == "nnx" else k): v for k, v in cell.items()}
 
     def _layer_params(self, config: Config, weights: Weights, variant: str, layer: int) -> dict:
         cells = [self._cell_params(config, weights, variant, layer, d) for d in range(config.num_directions)]
@@ -206,14 +202,17 @@ class FlaxAdapter(Adapter):
         import jax
 
         cfg = handle.config
-        D, L = cfg.num_directions, cfg.num_layers
         lengths, seq, carries = self._call_arguments(cfg, mask, initial_state, masked_output)
         precision = ieee_matmuls_jax(handle.device)
         outs, final = jax.block_until_ready(handle.runner(handle.params, np.asarray(x, cfg.dtype), seq, carries))
+        return self._output(handle, outs, final, lengths, precision)
+
+    def _output(self, handle: _Handle, outs, final, lengths, precision: str) -> Output:
+        cfg, D, L = handle.config, handle.config.num_directions, handle.config.num_layers
         output = canonical_output(cfg, *self._sequences(cfg, [np.asarray(o) for o in outs], lengths, np))
-        h = [[np.asarray(final[l][d][1]) for d in range(D)] for l in range(L)]
-        c = [[np.asarray(final[l][d][0]) for d in range(D)] for l in range(L)]
-        return Output(output=output, h=h, c=c, kernel_path=f"{handle.variant}:scan", precision=precision)
+        return Output(output=output, h=[[np.asarray(final[l][d][1]) for d in range(D)] for l in range(L)],
+                      c=[[np.asarray(final[l][d][0]) for d in range(D)] for l in range(L)],
+                      kernel_path=f"{handle.variant}:scan", precision=precision)
 
     # ---- gradients (spec/gradients.md GRAD-1) -----------------------------------------------------------------
     def gradient_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
@@ -245,11 +244,13 @@ class FlaxAdapter(Adapter):
                 for d in range(D):
                     total = total + jnp.sum(final[l][d][1] * jnp.asarray(g_h[l][d], dt))
                     total = total + jnp.sum(final[l][d][0] * jnp.asarray(g_c[l][d], dt))
-            return total
+            return total, (outs, final)
 
         xs = jnp.asarray(x, dt)
-        d_params, dx, d_init = jax.grad(loss, argnums=(0, 1, 2))(handle.params, xs, carries)
-        out = self.forward(handle, x, mask=mask, initial_state=initial_state, masked_output=masked_output)
+        # one trace and compile for the outputs and their gradients (a separate forward call compiles again)
+        (_, (outs, final)), (d_params, dx, d_init) = jax.value_and_grad(loss, argnums=(0, 1, 2), has_aux=True)(
+            handle.params, xs, carries)
+        out = self._output(handle, outs, final, lengths, ieee_matmuls_jax(handle.device))
         return GradientOutput(output=out, x=np.asarray(dx),
                               h0=[[np.asarray(d_init[l][d][1]) for d in range(D)] for l in range(L)],
                               c0=[[np.asarray(d_init[l][d][0]) for d in range(D)] for l in range(L)],
