@@ -229,7 +229,7 @@ def cmd_bisect(args) -> int:
     from .versions.specs import parse_pins
 
     _require_known([args.backend])
-    with_pins = [pin for text in args.with_ or [] for pin in parse_pins(text)]
+    with_pins = [pin for text in args.with_ or [] for pin in parse_pins(text, source="--with")]
     with _inputs_are_files():
         return run_bisect(Path(args.blob), args.backend, args.versions, with_pins=with_pins,
                           cache=Path(args.cache) if args.cache else None, exhaustive=args.all,
@@ -332,11 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("blob")
     pre.set_defaults(func=cmd_repro)
 
-    pd = sub.add_parser("diagnose", help="name the semantic variant that reproduces a saved failing case (.npz)")
-    pd.add_argument("blob", metavar="CASE.npz")
-    pd.add_argument("--budget", type=float, default=30.0, help="CPU seconds for the search (default 30)")
-    pd.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
-    pd.set_defaults(func=cmd_diagnose)
+    from .diagnosis.command import add_parser as add_diagnose
+
+    add_diagnose(sub).set_defaults(func=cmd_diagnose)
 
     from .versions.bisect import add_parser as add_bisect
 

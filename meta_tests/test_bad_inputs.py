@@ -136,6 +136,21 @@ CASES = [
     bad(USAGE, "missing.json", "calibrate", "--merge", "missing.json"),
     bad(USAGE, "bad.json", "calibrate", "--merge", "bad.json"),
     bad(USAGE, "empty", "calibrate", "--merge", "empty"),
+    # bisect: spec, backend, pins and the case, all before any venv is built
+    bad(USAGE, "--versions", "bisect", "good.npz", "--backend", "numpy"),
+    bad(USAGE, "'no-such-backend'", "bisect", "good.npz", "--backend", "no-such-backend", "--versions", "keras==3.0.0"),
+    bad(USAGE, "expected a package with versions", "bisect", "good.npz", "--backend", "numpy", "--versions", "keras"),
+    bad(USAGE, "the range is empty", "bisect", "good.npz", "--backend", "numpy", "--versions", "keras==3.5...3.1"),
+    bad(USAGE, "not a version", "bisect", "good.npz", "--backend", "numpy", "--versions", "keras==x...3.1"),
+    bad(USAGE, "--with", "bisect", "good.npz", "--backend", "numpy", "--versions", "keras==3.0.0", "--with", "==bad"),
+    bad(USAGE, "missing.npz", "bisect", "missing.npz", "--backend", "numpy", "--versions", "keras==3.0.0"),
+    bad(USAGE, "garbage.npz", "bisect", "garbage.npz", "--backend", "numpy", "--versions", "keras==3.0.0"),
+    bad(USAGE, "recorded on 'numpy'", "bisect", "good.npz", "--backend", "torch", "--versions", "torch==2.13.0"),
+    # diagnose
+    bad(USAGE, "missing.npz", "diagnose", "missing.npz"),
+    bad(USAGE, "garbage.npz", "diagnose", "garbage.npz"),
+    bad(USAGE, "--budget", "diagnose", "good.npz", "--budget", "-1"),
+    bad(USAGE, "--budget", "diagnose", "good.npz", "--budget", "nan"),
     # false-alarms
     bad(USAGE, "--backend", "false-alarms"),
     bad(USAGE, "--backend 'nope'", "false-alarms", "--backend", "nope"),

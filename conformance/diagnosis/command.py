@@ -7,6 +7,8 @@ Exit 0 when one variant explains the case, 1 when none or several do, or the che
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 from pathlib import Path
@@ -67,3 +69,22 @@ def run_diagnose(path: Path, *, budget: float, as_json: bool = False, out=None) 
         p("  closest   " + ", ".join(f"{c['variant']} (ratio {c['ratio']:.3g})" for c in diag.closest
                                      if c["ratio"] is not None))
     return 0 if diag.confident else 1
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of seconds > 0")
+    return value
+
+
+def add_parser(sub):
+    """The ``diagnose`` subcommand's arguments (cli.py wires it)."""
+    pd = sub.add_parser("diagnose", help="name the semantic variant that reproduces a saved failing case (.npz)")
+    pd.add_argument("blob", metavar="CASE.npz")
+    pd.add_argument("--budget", type=_seconds, default=30.0, help="CPU seconds for the search, > 0 (default 30)")
+    pd.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    return pd

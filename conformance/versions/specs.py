@@ -91,15 +91,15 @@ def parse_versions(spec: str) -> VersionSpec:
     return VersionSpec(package, specifier=rest)
 
 
-def parse_pins(text: str) -> list[str]:
-    """``LSTM_CONFORMANCE_PINS``: requirements separated by spaces (``"keras==3.4.1 jax==0.4.30"``)."""
+def parse_pins(text: str, source: str = "LSTM_CONFORMANCE_PINS") -> list[str]:
+    """Requirements separated by spaces (``"keras==3.4.1 jax==0.4.30"``), from ``source`` (named in errors)."""
     pins = []
     for token in (text or "").split():
         try:
             Requirement(token)
         except InvalidRequirement as exc:
-            raise ValueError(f"LSTM_CONFORMANCE_PINS: {token!r} is not a requirement ({exc}); write e.g. "
-                             "LSTM_CONFORMANCE_PINS=\"keras==3.4.1 jax==0.4.30\"") from None
+            raise ValueError(f"{source}: {token!r} is not a requirement ({exc}); write e.g. "
+                             f"{source}=\"keras==3.4.1 jax==0.4.30\"") from None
         pins.append(token)
     return pins
 
