@@ -191,8 +191,11 @@ def output_scale(ymax: float) -> float:
 
 
 def floor(dtype: str, scale: float, floor_ulps: float = FLOOR_ULPS) -> float:
-    """NUM-1: ``floor_ulps`` ulps of ``dtype`` at ``scale``: below this, a difference is rounding noise."""
-    return floor_ulps * float(np.finfo(np.dtype(dtype)).eps) * scale
+    """NUM-1: ``floor_ulps`` ulps of ``dtype`` at ``scale``: below this, a difference is rounding noise. Never
+    below ``floor_ulps`` smallest normal numbers of the dtype: a value under the normal range (a subnormal)
+    may be flushed to zero (TensorFlow and XLA set flush-to-zero on CPU), losing up to one smallest normal."""
+    info = np.finfo(np.dtype(dtype))
+    return floor_ulps * max(float(info.eps) * scale, float(info.tiny))
 
 
 def ratio(err_impl: float, err_oracle: float, dtype: str, scale: float, floor_ulps: float = FLOOR_ULPS) -> float:
