@@ -236,6 +236,11 @@ def cmd_bisect(args) -> int:
                           json_out=Path(args.json) if args.json else None)
 
 
+def cmd_convert(args) -> int:
+    from .convert import run_convert
+    return run_convert(args)
+
+
 def _require_known(names: list[str]) -> None:
     from .adapters import all_names
 
@@ -339,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .versions.bisect import add_parser as add_bisect
 
     add_bisect(sub).set_defaults(func=cmd_bisect)
+    from .convert import add_parser as add_convert
+    add_convert(sub).set_defaults(func=cmd_convert)
 
     pc = sub.add_parser("calibrate", help="error-ratio distribution on correct backends -> K and floor")
     pc.add_argument("--backend", action="append")

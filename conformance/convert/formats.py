@@ -1,0 +1,271 @@
+"""Reading and writing each format's LSTM tensors, the architecture they imply, and the shape check.
+
+A file is read into its framework's own layout (reference.layouts LAYOUT-2..4): a torch state_dict
+(``{name: array}``), the ``W, R, B`` initializers of each ONNX ``LSTM`` node (one node per layer), or a
+Keras ``get_weights()`` list saved with ``np.savez(path, *weights)`` (``kernel, recurrent_kernel, bias``
+per layer and direction, forward first). The expected shapes are those of the layout of the stated
+architecture (the layout function applied to zero weights), so the layouts are written once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from reference import Config
+from reference.layouts import from_keras, from_onnx, from_torch, to_keras, to_onnx, to_torch
+from reference.weights import LayerWeights, Weights
+
+__all__ = ["FORMATS", "format_of", "read", "write", "infer_architecture", "check_shapes", "to_canonical",
+           "from_canonical", "ONNX_OPSET"]
+
+FORMATS = ("torch", "onnx", "keras")
+#: file name endings -> format; Flax and Keras' own .keras/.weights.h5 files are refused by name
+_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".npz": "keras"}
+_NOT_YET = {".keras": "a .keras model", ".h5": "a .weights.h5 file", ".msgpack": "a Flax parameter tree"}
+ONNX_OPSET = 14
+ARCH_FIELDS = ("input_dim", "units", "num_layers", "bidirectional", "proj_size", "use_bias")
+
+
+def format_of(path: Path, given: str | None = None) -> str:
+    if given is not None:
+        if given not in FORMATS:
+            raise ValueError(f"format {given!r}: allowed values are {', '.join(FORMATS)}")
+        return given
+    suffix = path.suffix.lower()
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    if suffix in _NOT_YET:
+        raise ValueError(f"{path}: {_NOT_YET[suffix]} is not supported yet; allowed: .pt/.pth (torch state_dict), "
+                         ".onnx, .npz (Keras get_weights() saved with np.savez; Flax is not supported yet)")
+    raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: .pt, .pth, .onnx, .npz")
+
+
+# ---- reading -------------------------------------------------------------------------------------------
+def read(path: Path, fmt: str):
+    """The file's tensors in its framework's layout (see the module docstring)."""
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; expected a file")
+    if fmt == "torch":
+        import torch
+
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(sd, dict):
+            raise ValueError(f"{path}: not a state_dict (found {type(sd).__name__}); save module.state_dict()")
+        return {k: v.detach().cpu().numpy() for k, v in sd.items()}
+    if fmt == "onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(path))
+        inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        nodes = [n for n in model.graph.node if n.op_type == "LSTM"]
+        if not nodes:
+            raise ValueError(f"{path}: the ONNX graph has no LSTM node")
+        layers = []
+        for i, node in enumerate(nodes):
+            tensors = {}
+            for key, name in zip(("W", "R", "B"), list(node.input)[1:4]):
+                if name and name not in inits:
+                    raise ValueError(f"{path}: LSTM node {i} input {key} ({name!r}) is not an initializer; "
+                                     "only models whose weights are constants can be ported")
+                if name:
+                    tensors[key] = inits[name]
+            extra = [a for a in ("P",) if len(node.input) > 7 and node.input[7]]
+            if extra:
+                raise ValueError(f"{path}: LSTM node {i} has peepholes (P); allowed: none (no other format has them)")
+            layers.append(tensors)
+        return layers
+    with np.load(path, allow_pickle=False) as z:
+        keys = list(z.keys())
+        want = [f"arr_{i}" for i in range(len(keys))]
+        if sorted(keys, key=lambda k: (len(k), k)) != want:
+            raise ValueError(f"{path}: expected a get_weights() list saved with np.savez(path, *weights) "
+                             f"(arrays arr_0..arr_{len(keys) - 1}); found {', '.join(keys[:6])}")
+        return [z[k] for k in want]
+
+
+def _keras_groups(arrays: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """kernel, recurrent_kernel[, bias] per layer and direction, in get_weights() order."""
+    groups, i = [], 0
+    while i < len(arrays):
+        if i + 1 >= len(arrays) or arrays[i].ndim != 2 or arrays[i + 1].ndim != 2:
+            raise ValueError(f"arr_{i}: expected a kernel and a recurrent_kernel (two 2-D arrays), found shapes "
+                             f"{[tuple(a.shape) for a in arrays[i:i + 2]]}")
+        g = {"kernel": arrays[i], "recurrent_kernel": arrays[i + 1]}
+        i += 2
+        if i < len(arrays) and arrays[i].ndim == 1:
+            g["bias"] = arrays[i]
+            i += 1
+        groups.append(g)
+    return groups
+
+
+# ---- the architecture a file implies ---------------------------------------------------------------------
+def infer_architecture(fmt: str, raw) -> dict:
+    """What the file's shapes say (``None`` where they cannot tell)."""
+    if fmt == "torch":
+        if "weight_hh_l0" not in raw or "weight_ih_l0" not in raw:
+            raise ValueError(f"state_dict: no weight_ih_l0/weight_hh_l0 (found {', '.join(list(raw)[:6])}); "
+                             "expected an nn.LSTM state_dict")
+        layers = len([k for k in raw if re.fullmatch(r"weight_ih_l\d+", k)])
+        proj = raw["weight_hr_l0"].shape[0] if "weight_hr_l0" in raw else 0
+        return dict(input_dim=raw["weight_ih_l0"].shape[1], units=raw["weight_hh_l0"].shape[0] // 4, num_layers=layers,
+                    bidirectional="weight_ih_l0_reverse" in raw, proj_size=proj, use_bias="bias_ih_l0" in raw)
+    if fmt == "onnx":
+        W = raw[0]["W"]
+        return dict(input_dim=W.shape[2], units=W.shape[1] // 4, num_layers=len(raw), bidirectional=W.shape[0] == 2,
+                    proj_size=0, use_bias="B" in raw[0])
+    groups = _keras_groups(raw)
+    k0 = groups[0]["kernel"]
+    units = k0.shape[1] // 4
+    n = len(groups)
+    # layer l > 0 reads u (one direction) or 2u (concat of two) features: the shapes tell D when they differ
+    fits = [d for d in (1, 2) if n % d == 0 and all(g["kernel"].shape[0] == d * units for g in groups[d:])]
+    bidi = (fits[0] == 2) if len(fits) == 1 else None
+    return dict(input_dim=k0.shape[0], units=units, num_layers=None if bidi is None else n // (2 if bidi else 1),
+                bidirectional=bidi, proj_size=0, use_bias="bias" in groups[0], _groups=n)
+
+
+def _shape_rows(fmt: str, raw, config: Config) -> list[tuple[str, tuple | None, tuple | None]]:
+    """(tensor name, expected shape, found shape) for every tensor the layout of ``config`` has or the file has."""
+    zero = _zero_weights(config)
+    if fmt == "torch":
+        want = {k: v.shape for k, v in to_torch(zero, config).items()}
+        got = {k: tuple(v.shape) for k, v in raw.items()}
+        return [(k, want.get(k), got.get(k)) for k in dict.fromkeys([*want, *got])]
+    if fmt == "onnx":
+        rows = []
+        for l in range(max(config.num_layers, len(raw))):
+            want = to_onnx(zero, config, layer=l) if l < config.num_layers else {}
+            got = raw[l] if l < len(raw) else {}
+            rows += [(f"LSTM node {l} {k}", tuple(want[k].shape) if k in want else None,
+                      tuple(got[k].shape) if k in got else None) for k in dict.fromkeys([*want, *got])]
+        return rows
+    want = [d for dirs in to_keras(zero, config) for d in dirs]
+    got = _keras_groups(raw)
+    rows, i = [], 0
+    for g in range(max(len(want), len(got))):
+        w, f = (want[g] if g < len(want) else {}), (got[g] if g < len(got) else {})
+        l, d = divmod(g, config.num_directions)
+        for k in dict.fromkeys([*w, *f]):
+            rows.append((f"layer {l} {'backward' if d else 'forward'} {k} (arr_{i})",
+                         tuple(w[k].shape) if k in w else None, tuple(f[k].shape) if k in f else None))
+            i += 1
+    return rows
+
+
+def check_shapes(fmt: str, raw, config: Config, path: Path) -> None:
+    """One ValueError naming the first tensor whose shape differs from the stated architecture's layout."""
+    for name, want, got in _shape_rows(fmt, raw, config):
+        if want != got:
+            arch = (f"units={config.units}, input_dim={config.input_dim}, layers={config.num_layers}, "
+                    f"bidirectional={config.bidirectional}, proj_size={config.proj_size}, use_bias={config.use_bias}")
+            raise ValueError(f"{path}: tensor {name}: expected shape {want or '(absent)'}, found "
+                             f"{got or '(absent)'} for {arch}")
+
+
+def _zero_weights(config: Config) -> Weights:
+    H, u = config.hidden_size, config.units
+    layers = []
+    for l in range(config.num_layers):
+        d_in = config.input_dim if l == 0 else H * config.num_directions
+        layers.append([LayerWeights(W=np.zeros((4, u, d_in)), U=np.zeros((4, u, H)),
+                                    b=np.zeros((4, u)) if config.use_bias else None,
+                                    b2=np.zeros((4, u)) if config.use_bias and config.bias_mode == "double" else None,
+                                    W_hr=np.zeros((config.proj_size, u)) if config.proj_size else None)
+                       for _ in range(config.num_directions)])
+    return Weights(layers)
+
+
+# ---- layouts <-> canonical -------------------------------------------------------------------------------
+def to_canonical(fmt: str, raw, config: Config) -> Weights:
+    if fmt == "torch":
+        return from_torch(raw, config)
+    if fmt == "onnx":
+        return Weights([from_onnx(t, config).layers[0] for t in raw])
+    groups = _keras_groups(raw)
+    D = config.num_directions
+    return from_keras([groups[l * D:(l + 1) * D] for l in range(config.num_layers)], config)
+
+
+def from_canonical(fmt: str, weights: Weights, config: Config, dtype) -> object:
+    cast = lambda a: np.asarray(a, dtype=dtype)  # noqa: E731
+    if fmt == "torch":
+        return {k: cast(v) for k, v in to_torch(weights, config).items()}
+    if fmt == "onnx":
+        return [{k: cast(v) for k, v in to_onnx(weights, config, layer=l).items()} for l in range(config.num_layers)]
+    return [cast(d[k]) for dirs in to_keras(weights, config) for d in dirs
+            for k in ("kernel", "recurrent_kernel", "bias") if k in d]
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
+def write(path: Path, fmt: str, tensors, config: Config) -> None:
+    if fmt == "torch":
+        import torch
+
+        torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()}, path)
+    elif fmt == "onnx":
+        import onnx
+
+        onnx.save(_onnx_model(tensors, config), str(path))
+    else:
+        with open(path, "wb") as f:
+            np.savez(f, *tensors)
+
+
+def _onnx_model(layers: list[dict[str, np.ndarray]], config: Config):
+    """A runnable stacked model: X (T, B, I) -> LSTM node per layer; layer l+1 reads layer l's Y
+    (T, D, B, H) transposed to (T, B, D, H) and reshaped to (T, B, D*H) (the concat of STACK-1)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    elem = helper.np_dtype_to_tensor_dtype(layers[0]["W"].dtype)
+    direction = "bidirectional" if config.bidirectional else "forward"
+    nodes, inits, outputs = [], [numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat_shape")], []
+    x = "X"
+    for l, t in enumerate(layers):
+        names = []
+        for k in ("W", "R", "B"):
+            if k in t:
+                inits.append(numpy_helper.from_array(t[k], f"{k}_{l}"))
+                names.append(f"{k}_{l}")
+        nodes.append(helper.make_node("LSTM", [x, *names], [f"Y_{l}", f"Y_h_{l}", f"Y_c_{l}"], name=f"lstm_{l}",
+                                      hidden_size=config.units, direction=direction))
+        nodes.append(helper.make_node("Transpose", [f"Y_{l}"], [f"Yt_{l}"], perm=[0, 2, 1, 3]))
+        nodes.append(helper.make_node("Reshape", [f"Yt_{l}", "flat_shape"], [f"seq_{l}"]))
+        x = f"seq_{l}"
+        outputs += [helper.make_tensor_value_info(n, elem, [None] * 3) for n in (f"Y_h_{l}", f"Y_c_{l}")]
+    outputs.insert(0, helper.make_tensor_value_info(x, elem, [None] * 3))
+    graph = helper.make_graph(nodes, "lstm_stack", [helper.make_tensor_value_info("X", elem, [None, None,
+                                                                                              config.input_dim])],
+                              outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    onnx.checker.check_model(model)
+    return model
+
+
+def architecture(inferred: dict, stated: dict, path: Path) -> Config:
+    """The stated fields override what the file's shapes say; a field neither gives is an error."""
+    inferred = dict(inferred)
+    groups = inferred.get("_groups")
+    if groups is not None and inferred.get("bidirectional") is None:  # Keras lists: one of the two tells the other
+        if stated.get("num_layers"):
+            inferred["bidirectional"] = groups == 2 * stated["num_layers"]
+        elif stated.get("bidirectional") is not None:
+            inferred["num_layers"] = groups // (2 if stated["bidirectional"] else 1)
+    fields = {}
+    for name in ARCH_FIELDS:
+        value = stated.get(name) if stated.get(name) is not None else inferred.get(name)
+        if value is None:
+            flag = {"num_layers": "--layers", "bidirectional": "--bidirectional or --no-bidirectional"}.get(
+                name, f"--{name.replace('_', '-')}")
+            raise ValueError(f"{path}: the shapes cannot tell {name} ({inferred.get('_groups')} kernel groups fit "
+                             f"more than one stack); state it with {flag}")
+        fields[name] = value
+    return replace(Config(input_dim=1, units=2), **{k: v for k, v in fields.items()})
