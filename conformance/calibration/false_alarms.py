@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..harness.results import CheckKind, Verdict, read_results, validate_run_id
+from ..harness.results import CheckKind, Verdict, read_run_results, validate_run_id
 
 __all__ = ["run_false_alarms", "Tally"]
 
@@ -57,7 +57,7 @@ def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: in
     tally = Tally()
     for profile, seed in plan:
         run_dir, rc, seconds = _one_run(backend, profile, seed, Path(report_dir), list(extra))
-        records, problems = read_results(run_dir / "results.jsonl") if (run_dir / "results.jsonl").exists() else ([], [])
+        records, problems = read_run_results(run_dir)  # every results*.jsonl (also of an `-n N` run)
         n = Counter(r.verdict.value for r in records)
         tally.runs.append({"profile": profile, "seed": seed, "rc": rc, "seconds": seconds, "counts": dict(n),
                            "dir": str(run_dir)})

@@ -9,6 +9,12 @@ Hypothesis' example database keeps each property's saved failures under a key of
 variant (hypothesis gives parametrized tests one only where it sees a ``parametrize`` mark, and these are
 parametrized from ``pytest_generate_tests``). Replaying another backend's saved failures is explicit:
 ``--replay-failures-from`` adds them to what hypothesis reads first, and the terminal summary counts them.
+
+Under pytest-xdist (``-n N``) the controlling process claims the run folder, hands its run id and hypothesis
+seed to the workers, and writes ``run.json`` at the end with the counts of every worker's results file and the
+finding statistics, replay counts and property map each worker sends back (``workeroutput``); each worker
+appends its checks to ``results-<worker>.jsonl``. A derandomized profile draws the same cases per test either
+way (hypothesis seeds each test from its own digest), so a fanned-out run counts what a serial one counts.
 """
 
 from __future__ import annotations
@@ -58,6 +64,9 @@ def pytest_configure(config):
     profile = config.getoption("hypothesis_profile", None)
     if not profile:
         settings.load_profile("dev")
+    given = getattr(config, "workerinput", {}).get(_WORKER_KEY, {})
+    if config.getoption("hypothesis_seed", None) is None and given.get("hypothesis_seed") is not None:
+        config.option.hypothesis_seed = given["hypothesis_seed"]  # a worker draws with its controller's seed
     if config.getoption("hypothesis_seed", None) is None and not settings.get_profile(profile or "dev").derandomize:
         # a random run still gets one recorded seed (run.json, report), so `--hypothesis-seed S` replays it
         import random
@@ -68,7 +77,9 @@ def pytest_configure(config):
     if shrink is None:
         shrink = profiles.SHRINK_SECONDS.get(profile or "dev", profiles.DEFAULT_SHRINK_SECONDS)
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
-                                "isatty": sys.stdout.isatty(), "shrink_seconds": shrink, "replayed": {}}
+                                "isatty": sys.stdout.isatty(), "shrink_seconds": shrink, "replayed": {},
+                                "worker": getattr(config, "workerinput", {}).get("workerid"), "controller": False,
+                                "run_id": given.get("run_id"), "workers": 0, "uncovered": None}
     if not config.option.help:
         problem = _environment_problem(config)
         # forget what this early look loaded: a plugin configured after this one may still register or
@@ -126,6 +137,71 @@ def pytest_sessionstart(session):
             validate_run_id(run_id)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if config.pluginmanager.has_plugin("dsession") and not config.option.collectonly:
+        # the pytest-xdist controller: it collects nothing and runs nothing, but holds the run folder (claimed
+        # here, before xdist starts the workers) and writes run.json; the workers write the results
+        config.stash[_STATE_KEY]["controller"] = True
+        _claim_run(config)
+
+
+_WORKER_KEY = "lstm_conformance"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist, on the controller, per worker: the run id and hypothesis seed it must use."""
+    config = node.config
+    node.workerinput[_WORKER_KEY] = {"run_id": _run_id(config),
+                                     "hypothesis_seed": config.getoption("hypothesis_seed", None)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, on the controller: merge what a finished worker sends back (its results are in its file)."""
+    state = node.config.stash[_STATE_KEY]
+    got = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
+    if not got:
+        return  # a worker that died: its results file keeps what finished, the counts come from the files
+    state["workers"] += 1
+    for prop, rules in got["properties"].items():
+        mine = state["properties"].setdefault(prop, [])
+        mine += [r for r in rules if r not in mine]
+    for source, st in got["findings"].items():
+        mine = state["findings"].setdefault(source, {**st, "pass": 0, "xfail": 0})
+        mine["pass"] += st["pass"]
+        mine["xfail"] += st["xfail"]
+    for nodeid, counts in got["replayed"].items():
+        mine = state["replayed"].setdefault(nodeid, {})
+        for k, n in counts.items():
+            mine[k] = mine.get(k, 0) + n
+
+
+def pytest_runtest_logreport(report):
+    """On the pytest-xdist controller: the uncovered-rules list a worker's coverage test recorded (the line it
+    prints itself stays in the worker's output)."""
+    config = _CONFIG.get("config")
+    if config is None or not config.stash[_STATE_KEY]["controller"] or report.when != "call":
+        return
+    for key, value in report.user_properties:
+        if key == "uncovered_rules":
+            config.stash[_STATE_KEY]["uncovered"] = value
+
+
+def _run_id(config) -> str:
+    state = config.stash[_STATE_KEY]
+    if state["run_id"] is None:
+        state["run_id"] = (config.getoption("--run-id")
+                           or f"{time.strftime('%Y%m%dT%H%M%S')}-{'+'.join(_selected(config))}")
+    return state["run_id"]
+
+
+def _claim_run(config) -> None:
+    """Claim the run folder now: an unwritable or busy one stops the run with one line, before any check."""
+    try:
+        _writer(config)
+    except OSError as exc:
+        pytest.exit(f"lstm-conformance: cannot write results under {config.getoption('--report-dir')}: "
+                    f"{exc.strerror or exc} ({exc.filename or ''})", returncode=3)
 
 
 def _selected(config) -> list[str]:
@@ -162,8 +238,11 @@ def _writer(config) -> ResultWriter:
     state = config.stash[_STATE_KEY]
     if state["writer"] is None:
         names = _selected(config)
-        run_id = config.getoption("--run-id") or f"{time.strftime('%Y%m%dT%H%M%S')}-{'+'.join(names)}"
+        run_id = _run_id(config)
         run_dir = Path(config.getoption("--report-dir")) / run_id
+        if state["worker"] is not None:  # its controller holds the folder and writes run.json
+            state["writer"] = ResultWriter(run_dir, {"run_id": run_id}, worker=state["worker"])
+            return state["writer"]
         from hypothesis import settings
 
         from .. import __version__
@@ -183,7 +262,7 @@ def _writer(config) -> ResultWriter:
                 "suite_version": __version__, "K": errors.K, "floor_ulps": errors.FLOOR_ULPS, "pid": os.getpid(),
                 "shrink_seconds": state["shrink_seconds"],
                 "argv": sys.argv, "properties": state["properties"],
-            })
+            }, records=not state["controller"])
         except RunLocked as exc:
             raise pytest.UsageError(str(exc)) from None
     return state["writer"]
@@ -218,12 +297,7 @@ def pytest_collection_modifyitems(session, config, items):
                 warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
                               f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
     if not config.option.collectonly:
-        # claim the run folder now: an unwritable or busy one stops the run with one line, before any check
-        try:
-            _writer(config)
-        except OSError as exc:
-            pytest.exit(f"lstm-conformance: cannot write results under {config.getoption('--report-dir')}: "
-                        f"{exc.strerror or exc} ({exc.filename or ''})", returncode=3)
+        _claim_run(config)
 
 
 _XFAIL_KEY = pytest.StashKey[object]()
@@ -330,8 +404,8 @@ def pytest_runtest_logfinish(nodeid, location):
         return
     state = config.stash[_STATE_KEY]
     writer = state["writer"]
-    if writer is None or not state["isatty"]:
-        return
+    if writer is None or not state["isatty"] or state["controller"]:
+        return  # under pytest-xdist the controller sees no record until the end (xdist shows its own progress)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is None:
         return
@@ -349,7 +423,7 @@ _CONFIG: dict = {}
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash[_STATE_KEY]
     writer: ResultWriter | None = state["writer"]
-    if writer is None:
+    if writer is None or state["worker"] is not None:
         return
     xpassed = [r.nodeid for r in terminalreporter.stats.get("xpassed", [])]
     for nodeid in xpassed:
@@ -367,9 +441,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         adapter = _adapter(config, name)
         if isinstance(adapter, str):
             terminalreporter.write_line(f"lstm-conformance: {adapter}: none of its checks ran", red=True)
+    if state["controller"] and state["uncovered"] is not None:
+        uncovered = [r for r in str(state["uncovered"]).split(",") if r]
+        terminalreporter.write_line(f"lstm-conformance: {len(uncovered)} spec rules not covered by a property yet: "
+                                    f"{', '.join(uncovered)}")
     counts = ", ".join(f"{n} {v}" for v, n in writer.counts.items() if n)
+    where = (f"{writer.run_dir}/results-*.jsonl ({state['workers']} workers)" if state["controller"]
+             else writer.path)
     terminalreporter.write_line(f"lstm-conformance: {writer.executed} checks executed ({counts or 'none'}); "
-                                f"results in {writer.path}")
+                                f"results in {where}")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -378,6 +458,15 @@ def pytest_sessionfinish(session, exitstatus):
         return
     writer: ResultWriter = state["writer"]
     status = "finished" if exitstatus in (0, 1) else "interrupted"
+    if state["worker"] is not None:
+        writer.close()
+        # what the controller merges into run.json and its summary (pytest-xdist sends it when the worker ends)
+        session.config.workeroutput[_WORKER_KEY] = {"findings": state["findings"], "replayed": state["replayed"],
+                                                    "properties": state["properties"]}
+        return
+    if state["controller"]:
+        writer.recount()  # every worker's results file, a worker that died included
+        writer.run_info["workers"] = state["workers"]
     # per known finding: cases it describes that passed / failed as known ("fixed here" when none failed)
     writer.run_info["findings"] = state["findings"]
     writer.close(status=status)

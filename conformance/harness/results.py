@@ -2,6 +2,10 @@
 ``<report-dir>/<run>/results.jsonl``. This module is the record's one home: the verdict vocabulary,
 the check kinds, the dataclass, the writer and the reader.
 
+A run fanned out over pytest-xdist workers writes one file per worker, ``results-<worker>.jsonl``
+(gw0, gw1, ...), beside one ``run.json`` that the controlling process writes; :func:`result_files` lists
+a run folder's files and :func:`read_run_results` reads them all.
+
 Each line is written and flushed as the check finishes (one ``write`` of a whole line to a file opened
 for appending), so an interrupted run keeps what finished. ``run.json`` beside it holds the run's
 configuration and status and is rewritten atomically at start and end. A run folder is claimed with an
@@ -24,8 +28,8 @@ from typing import Any, Iterator
 
 from .files import to_jsonable, write_json_atomic
 
-__all__ = ["Verdict", "CheckKind", "Result", "ResultWriter", "RunLocked", "read_results", "SCHEMA_VERSION",
-           "validate_run_id"]
+__all__ = ["Verdict", "CheckKind", "Result", "ResultWriter", "RunLocked", "read_results", "read_run_results",
+           "result_files", "SCHEMA_VERSION", "validate_run_id"]
 
 #: version of the record's layout; records written before it existed carry none (read as version 1)
 SCHEMA_VERSION = 2
@@ -206,34 +210,63 @@ class RunLocked(RuntimeError):
 class ResultWriter:
     """Appends :class:`Result` lines to ``run_dir/results.jsonl``; thread-safe, one write per line.
 
-    A run id names one run: a new run with the same id replaces the old results and repro blobs, but
-    only when no other process holds the folder (exclusive ``flock`` on ``run_dir/.lock``)."""
+    A run id names one run: a new run with the same id replaces the old results (every ``results*.jsonl``)
+    and repro blobs, but only when no other process holds the folder (exclusive ``flock`` on ``run_dir/.lock``).
 
-    def __init__(self, run_dir: Path, run_info: dict):
+    Fanned out over pytest-xdist, the controlling process holds the folder and writes ``run.json``
+    (``records=False``: it runs no check), and each worker appends to ``results-<worker>.jsonl``
+    (``worker="gw0"``: no lock, no run.json; its controller holds both)."""
+
+    def __init__(self, run_dir: Path, run_info: dict, *, worker: str | None = None, records: bool = True):
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.run_dir / "results.jsonl"
-        self._lock_fd = _claim(self.run_dir)
+        self.worker = worker
         self.run_info = dict(run_info)
         self.counts: dict[str, int] = {v: 0 for v in VERDICTS}
         self.per_adapter: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
-        shutil.rmtree(self.run_dir / "repro", ignore_errors=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        self.run_info.setdefault("started", time.time())
-        self.run_info["status"] = "running"
-        write_json_atomic(self.run_dir / "run.json", self.run_info)
+        self._lock_fd = self._fd = None
+        if worker is not None:
+            if not _WORKER.fullmatch(worker):
+                raise ValueError(f"worker {worker!r}: use letters, digits and _ (it names results-<worker>.jsonl)")
+            self.path = self.run_dir / f"results-{worker}.jsonl"
+        else:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.path = self.run_dir / "results.jsonl"
+            self._lock_fd = _claim(self.run_dir)
+            shutil.rmtree(self.run_dir / "repro", ignore_errors=True)
+            for old in result_files(self.run_dir):  # the previous run of this id, serial or fanned out
+                old.unlink()
+        if records:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        if worker is None:
+            self.run_info.setdefault("started", time.time())
+            self.run_info["status"] = "running"
+            write_json_atomic(self.run_dir / "run.json", self.run_info)
 
     def record(self, result: Result) -> None:
         if result.run is None:
             result.run = self.run_info.get("run_id")
         data = (result.to_json() + "\n").encode("utf-8")
         with self._lock:
+            if self._fd is None:
+                raise RuntimeError(f"{self.run_dir}: this writer holds the run folder for its workers and "
+                                   "records no check itself")
             os.write(self._fd, data)
-            v = result.verdict.value
-            self.counts[v] += 1
-            mine = self.per_adapter.setdefault(result.adapter, {})
-            mine[v] = mine.get(v, 0) + 1
+            self._count(result.adapter, result.verdict.value)
+
+    def _count(self, adapter: str, verdict: str, n: int = 1) -> None:
+        self.counts[verdict] = self.counts.get(verdict, 0) + n
+        mine = self.per_adapter.setdefault(adapter, {})
+        mine[verdict] = mine.get(verdict, 0) + n
+
+    def recount(self) -> None:
+        """Counts from every results file of the run folder (the controller of a fanned-out run: what its
+        workers wrote, including a worker that died before reporting its counts)."""
+        counts, per_adapter = {v: 0 for v in VERDICTS}, {}
+        with self._lock:
+            self.counts, self.per_adapter = counts, per_adapter
+            for rec in read_run_results(self.run_dir)[0]:
+                self._count(rec.adapter, rec.verdict.value)
 
     @property
     def executed(self) -> int:
@@ -244,11 +277,31 @@ class ResultWriter:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+        if self.worker is not None:
+            return
         self.run_info.update(status=status, finished=time.time(), counts=self.counts)
         write_json_atomic(self.run_dir / "run.json", self.run_info)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+
+
+_WORKER = re.compile(r"[A-Za-z0-9_]{1,64}")
+_RESULT_FILE = re.compile(r"results(?:-([A-Za-z0-9_]{1,64}))?\.jsonl")
+
+
+def result_files(run_dir: Path) -> list[Path]:
+    """A run folder's results files: ``results.jsonl`` (a serial run) and ``results-<worker>.jsonl`` (one per
+    pytest-xdist worker), workers in numeric order (gw2 before gw10)."""
+    def order(p: Path):
+        worker = _RESULT_FILE.fullmatch(p.name).group(1) or ""
+        return (worker != "", [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", worker)])
+
+    try:
+        found = [p for p in Path(run_dir).iterdir() if _RESULT_FILE.fullmatch(p.name)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found, key=order)
 
 
 def _claim(run_dir: Path) -> int | None:
@@ -293,4 +346,16 @@ def read_results(path: Path) -> tuple[list[Result], list[str]]:
     if legacy:
         problems.append(f"{path}: {legacy} record(s) written before record schema {SCHEMA_VERSION} (no check kind); "
                         "read with the kind their property implies")
+    return records, problems
+
+
+def read_run_results(run_dir: Path) -> tuple[list[Result], list[str]]:
+    """Every record of a run folder, over all its results files (:func:`result_files`), and the problems of
+    each file as :func:`read_results` names them (``file:line: reason``)."""
+    records: list[Result] = []
+    problems: list[str] = []
+    for path in result_files(run_dir):
+        mine, found = read_results(path)
+        records += mine
+        problems += found
     return records, problems

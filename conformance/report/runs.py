@@ -1,5 +1,6 @@
 """Reading one run directory for the report: ``results.jsonl`` (through harness.results.read_results, the
-record's one reader) and ``run.json`` (the run's configuration and status).
+record's one reader; a run fanned out over pytest-xdist has one ``results-<worker>.jsonl`` per worker instead,
+and every one is read) and ``run.json`` (the run's configuration and status).
 
 Runs are read defensively: a run killed mid-way (``run.json`` status still ``running``), interrupted, or with
 a truncated or corrupt ``results.jsonl`` is kept with what finished and marked as such, never dropped; every
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..harness.results import SCHEMA_VERSION, Result, read_results
+from ..harness.results import SCHEMA_VERSION, Result, read_results, result_files
 
 __all__ = ["RunData", "load_run", "property_rules", "safe_name"]
 
@@ -90,6 +91,9 @@ def _current_names(records: list[Result]) -> tuple[list[Result], dict[str, str]]
     return out, renamed
 
 
+#: a problem naming one line of a results file (harness.results.read_results)
+_LINE_PROBLEM = re.compile(r"results(-[A-Za-z0-9_]+)?\.jsonl:\d+: ")
+
 #: the form of a rule id (schema.json's pattern); a record citing anything else keeps its other rules
 _RULE_FORM = re.compile(r"[A-Z]{2,6}-[0-9]+")
 
@@ -107,16 +111,21 @@ def _well_formed_rules(records: list[Result]) -> tuple[list[Result], list[str]]:
     return out, dropped
 
 
-def _read_records(results: Path, problems: list[str]) -> tuple[list[Result], int]:
-    if not results.exists():
+def _read_records(run_dir: Path, problems: list[str]) -> tuple[list[Result], int]:
+    files = result_files(run_dir)
+    if not files:
         problems.append("no results.jsonl: no check finished")
         return [], 0
-    records, found = read_results(results)
-    # name the file as the run folder holds it: the run is named beside every problem in the report
-    found = [p.replace(str(results), "results.jsonl", 1) for p in found]
-    bad_lines = [p for p in found if re.match(r"results\.jsonl:\d+: ", p)]
+    records, found = [], []
+    for results in files:
+        mine, theirs = read_results(results)
+        records += mine
+        # name the file as the run folder holds it: the run is named beside every problem in the report
+        found += [p.replace(str(results), results.name, 1) for p in theirs]
+    bad_lines = [p for p in found if _LINE_PROBLEM.match(p)]
     if bad_lines:
-        problems.append(f"results.jsonl: {len(bad_lines)} line(s) skipped (truncated, corrupt or not a valid "
+        where = ", ".join(sorted({p.split(":", 1)[0] for p in bad_lines}))
+        problems.append(f"{where}: {len(bad_lines)} line(s) skipped (truncated, corrupt or not a valid "
                         f"record); {len(records)} record(s) kept")
     problems += [p for p in found if p not in bad_lines]
     problems += bad_lines[:_PROBLEMS_NAMED]
@@ -134,14 +143,15 @@ def _read_records(results: Path, problems: list[str]) -> tuple[list[Result], int
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Read one run directory; raise ValueError when it holds neither results.jsonl nor run.json."""
+    """Read one run directory; raise ValueError when it holds neither results.jsonl (nor a worker's
+    results-<worker>.jsonl) nor run.json."""
     run_dir = Path(run_dir)
-    results, info_path = run_dir / "results.jsonl", run_dir / "run.json"
-    if not results.exists() and not info_path.exists():
+    info_path = run_dir / "run.json"
+    if not result_files(run_dir) and not info_path.exists():
         raise ValueError(f"{run_dir}: not a run directory (no results.jsonl or run.json)")
     problems: list[str] = []
     info = _read_info(info_path, problems)
-    records, lost = _read_records(results, problems)
+    records, lost = _read_records(run_dir, problems)
     # run.json says 'running' until the session ends; still 'running' afterwards means the process died
     status = {"finished": "finished", "interrupted": "interrupted", "running": "killed"}.get(info.get("status"),
                                                                                                "unknown")
