@@ -156,6 +156,12 @@ CASES = [
     bad(USAGE, "--backend 'nope'", "false-alarms", "--backend", "nope"),
     bad(USAGE, "--seeds", "false-alarms", "--backend", "numpy", "--seeds", "-1"),
     bad(USAGE, "--thorough-runs", "false-alarms", "--backend", "numpy", "--thorough-runs", "many"),
+    # convert: all refused before anything is converted or written (lstm.npz: Keras get_weights(), units 3)
+    bad(USAGE, "missing.npz: no such file", "convert", "missing.npz", "out.onnx"),
+    bad(USAGE, "kernel (arr_0): expected shape (2, 20), found (2, 12)", "convert", "lstm.npz", "out.onnx", "--units", "5"),
+    bad(USAGE, "exists; pass --force", "convert", "lstm.npz", "exists.onnx"),
+    bad(USAGE, "not supported yet", "convert", "lstm.npz", "params.msgpack"),
+    bad(USAGE, "--to", "convert", "lstm.npz", "out.onnx", "--to", "caffe"),
 ]
 
 
@@ -217,6 +223,15 @@ def _blobs(ws: Path, missing: str | None) -> None:
     (ws / "folder.npz").mkdir()
 
 
+def _convert_files(ws: Path) -> None:
+    from reference import Config, random_weights
+    from reference.layouts import to_keras
+
+    config = Config(input_dim=2, units=3)
+    np.savez(ws / "lstm.npz", *[a for d in to_keras(random_weights(config, 0), config)[0] for a in d.values()])
+    (ws / "exists.onnx").write_text("not to be overwritten\n")
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp("bad-inputs")
@@ -226,6 +241,7 @@ def workspace(tmp_path_factory):
     (ws / "bad.json").write_text("{not json")
     missing = _not_installed_backend()
     _blobs(ws, missing)
+    _convert_files(ws)
     ro = _read_only_folder(ws)
     yield ws, {"ro": ro, "missing": missing}
     if ro is not None and ro.is_relative_to(ws):
