@@ -73,6 +73,8 @@ def _run_adapter(name: str, config: Config, weights: Weights, x: np.ndarray, ref
         adapter = load(name)
     except ImportError as exc:
         return f"{name} is not importable here ({exc})"
+    except ValueError as exc:  # e.g. KERAS_BACKEND names a backend no adapter runs
+        return str(exc)
     reason = adapter.unavailable_reason()
     if reason:
         return f"{name} is not available here ({reason})"
