@@ -17,7 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from . import formats
+import conformance.convert.formats as formats
 
 __all__ = ["convert", "run_convert", "add_parser"]
 
