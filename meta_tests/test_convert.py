@@ -147,3 +147,15 @@ def test_torch_to_keras_to_onnx_to_torch_round_trip(tmp_path):
         hh = k.replace("bias_ih", "bias_hh")
         torch.testing.assert_close(back[k] + back[hh], sd[k] + sd[hh], rtol=0, atol=1e-6)
         assert not back[hh].any()
+
+
+def test_keras_list_to_keras_model_and_back_is_exact(tmp_path):
+    pytest.importorskip("keras")
+    src = _keras_npz(tmp_path / "src.npz")
+    code, log = _convert(src, tmp_path / "m.keras", stated={"num_layers": 2})
+    assert code == 0, log
+    code, log = _convert(tmp_path / "m.keras", tmp_path / "back.npz")  # the model's shapes tell the stack
+    assert code == 0 and "layers=2 bidirectional=True" in log, log
+    want, got = np.load(src), np.load(tmp_path / "back.npz")
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

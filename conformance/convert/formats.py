@@ -24,8 +24,8 @@ __all__ = ["FORMATS", "format_of", "read", "write", "infer_architecture", "check
 
 FORMATS = ("torch", "onnx", "keras")
 #: file name endings -> format; Flax and Keras' own .keras/.weights.h5 files are refused by name
-_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".npz": "keras"}
-_NOT_YET = {".keras": "a .keras model", ".h5": "a .weights.h5 file", ".msgpack": "a Flax parameter tree"}
+_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".npz": "keras", ".keras": "keras"}
+_NOT_YET = {".h5": "a .weights.h5 file (it holds no architecture)", ".msgpack": "a Flax parameter tree"}
 ONNX_OPSET = 14
 ARCH_FIELDS = ("input_dim", "units", "num_layers", "bidirectional", "proj_size", "use_bias")
 
@@ -40,8 +40,9 @@ def format_of(path: Path, given: str | None = None) -> str:
         return _SUFFIXES[suffix]
     if suffix in _NOT_YET:
         raise ValueError(f"{path}: {_NOT_YET[suffix]} is not supported yet; allowed: .pt/.pth (torch state_dict), "
-                         ".onnx, .npz (Keras get_weights() saved with np.savez; Flax is not supported yet)")
-    raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: .pt, .pth, .onnx, .npz")
+                         ".onnx, .keras (a Keras model), .npz (Keras get_weights() saved with np.savez; Flax is not "
+                         "supported yet)")
+    raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: .pt, .pth, .onnx, .keras, .npz")
 
 
 # ---- reading -------------------------------------------------------------------------------------------
@@ -81,6 +82,8 @@ def read(path: Path, fmt: str):
                 raise ValueError(f"{path}: LSTM node {i} has peepholes (P); allowed: none (no other format has them)")
             layers.append(tensors)
         return layers
+    if path.suffix.lower() == ".keras":
+        return _read_keras_model(path)
     with np.load(path, allow_pickle=False) as z:
         keys = list(z.keys())
         want = [f"arr_{i}" for i in range(len(keys))]
@@ -88,6 +91,36 @@ def read(path: Path, fmt: str):
             raise ValueError(f"{path}: expected a get_weights() list saved with np.savez(path, *weights) "
                              f"(arrays arr_0..arr_{len(keys) - 1}); found {', '.join(keys[:6])}")
         return [z[k] for k in want]
+
+
+def _read_keras_model(path: Path) -> list[np.ndarray]:
+    """The weights of a .keras model's LSTM layers (a Bidirectional wrapper: forward then backward), in order."""
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional) and isinstance(layer.forward_layer, keras.layers.LSTM):
+            out += [np.asarray(w) for w in layer.forward_layer.get_weights() + layer.backward_layer.get_weights()]
+        elif isinstance(layer, keras.layers.LSTM):
+            out += [np.asarray(w) for w in layer.get_weights()]
+    if not out:
+        raise ValueError(f"{path}: the model has no LSTM layer (found {', '.join(type(l).__name__ for l in model.layers)})")
+    return out
+
+
+def _write_keras_model(path: Path, arrays: list[np.ndarray], config: Config) -> None:
+    """A Sequential stack of (Bidirectional) LSTM layers returning sequences, weights set from the list."""
+    import keras
+
+    layers = [keras.Input((None, config.input_dim), dtype=str(arrays[0].dtype))]
+    for _ in range(config.num_layers):
+        lstm = keras.layers.LSTM(config.units, use_bias=config.use_bias, return_sequences=True,
+                                 dtype=str(arrays[0].dtype))
+        layers.append(keras.layers.Bidirectional(lstm, dtype=str(arrays[0].dtype)) if config.bidirectional else lstm)
+    model = keras.Sequential(layers)
+    model.set_weights(arrays)
+    model.save(path)
 
 
 def _keras_groups(arrays: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -214,6 +247,8 @@ def write(path: Path, fmt: str, tensors, config: Config) -> None:
         import onnx
 
         onnx.save(_onnx_model(tensors, config), str(path))
+    elif path.suffix.lower() == ".keras":
+        _write_keras_model(path, tensors, config)
     else:
         with open(path, "wb") as f:
             np.savez(f, *tensors)
