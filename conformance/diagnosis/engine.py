@@ -107,15 +107,18 @@ class _Tried:
 
 
 def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, variants: list[Variant] | None = None,
-             oracles: list | None = None, spec=None) -> Diagnosis:
+             oracles: list | None = None, spec=None, precision: bool = False) -> Diagnosis:
     """Name the variant(s) of the reference that reproduce ``out`` (an adapter Output or LSTMResult) on
     ``case`` (a harness Case). ``view`` maps a reference result to what was compared (a continuation check's
     second part); ``oracles`` are the case's equally valid roundings and ``spec`` its float64 reference
-    (computed when not given)."""
+    (computed when not given). ``precision``: a NUM-5 failure (values within K, too few effective bits): only
+    the precision variants are tried, and values that agree with the spec do not end the search."""
     t0, c0 = time.perf_counter(), time.process_time()  # the budget is CPU time: shared cores slow the wall clock
     screen = view is None
     view = view or (lambda r: r)
     variants = catalogue() if variants is None else variants
+    if precision:
+        variants = [v for v in variants if v.precision]
     call = _call(case)
     spec = view(call.run() if spec is None else spec)
     if screen:
@@ -133,7 +136,7 @@ def diagnose(case, out, *, view=None, budget_s: float = DEFAULT_BUDGET_S, varian
     dtype = case.config.dtype
     base = errors.compare(impl, spec_flat, oracle_flats, dtype)
     diag = Diagnosis("unexplained", spec_ratio=_finite(base.ratio), budget_s=budget_s)
-    if base.passed:
+    if base.passed and not precision:
         diag.status, diag.message = "not-diagnosed", f"the output agrees with the spec (ratio {base.ratio:.3g} <= K)"
         return diag
     denom = max(base.err_oracle, base.floor) if math.isfinite(base.err_oracle) else base.floor

@@ -117,8 +117,9 @@ def diagnose_check(kind: CheckKind, case, out, metrics: dict | None = None, *, b
     if memo:  # the check's own reference and oracles, memoised by the judge
         from ..harness.judge import oracles, reference
 
-        return diagnose(case, out, view=view, budget_s=budget, oracles=oracles(case), spec=reference(case))
-    return diagnose(case, out, view=view, budget_s=budget)
+        return diagnose(case, out, view=view, budget_s=budget, oracles=oracles(case), spec=reference(case),
+                        precision=kind is CheckKind.PRECISION)
+    return diagnose(case, out, view=view, budget_s=budget, precision=kind is CheckKind.PRECISION)
 
 
 def attach_diagnosis(target, kind: CheckKind, case, judgement, sink=None, repro: str | None = None,
