@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from conftest import HERE, ROOT, RUN_TIMEOUT_S
-from conformance.harness.results import read_run_results, result_files
-
-pytest.importorskip("xdist", reason="pytest-xdist is not installed (the `test` extra has it)")
+from conformance.harness.results import (Result, ResultWriter, RunLocked, Verdict, read_run_results,
+                                         result_files)
+from conformance.report.runs import load_run
 
 #: a ci-profile subset of the numpy run with hypothesis-drawn checks, a skip-free mix of verdicts and the
 #: coverage test whose uncovered-rules line the controller must print
@@ -43,6 +43,7 @@ def _run(report_dir: Path, run_id: str, *extra: str) -> tuple[subprocess.Complet
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    pytest.importorskip("xdist", reason="pytest-xdist is not installed (the `test` extra has it)")
     reports = tmp_path_factory.mktemp("fan-out")
     return _run(reports, "serial"), _run(reports, "fanned", "-n", "2")
 
@@ -79,3 +80,39 @@ def test_controller_prints_the_serial_summary_lines(runs):
     for pattern in (SUMMARY, UNCOVERED):
         lines_s, lines_f = pattern.findall(serial.stdout), pattern.findall(fanned.stdout)
         assert len(lines_s) == 1 and lines_f == lines_s, (lines_s, lines_f)
+
+
+def _rec(verdict: Verdict, test: str) -> Result:
+    return Result(adapter="numpy", verdict=verdict, property="p", test=test)
+
+
+def test_workers_files_are_read_together_and_a_rerun_replaces_them(tmp_path):
+    """Without xdist: the writer's three roles and the reader over several files, a truncated line named by its
+    file, and a serial re-run of the same id removing the workers' files."""
+    run = tmp_path / "r"
+    controller = ResultWriter(run, {"run_id": "r"}, records=False)
+    with pytest.raises(RunLocked):
+        ResultWriter(run, {"run_id": "r"})  # the controller holds the folder for its workers
+    with pytest.raises(RuntimeError, match="records no check itself"):
+        controller.record(_rec(Verdict.PASS, "t0"))
+    workers = {w: ResultWriter(run, {"run_id": "r"}, worker=w) for w in ("gw10", "gw2")}
+    workers["gw2"].record(_rec(Verdict.PASS, "t1"))
+    workers["gw2"].record(_rec(Verdict.FAIL, "t2"))
+    workers["gw10"].record(_rec(Verdict.XFAIL, "t3"))
+    for w in workers.values():
+        w.close()
+    with open(run / "results-gw10.jsonl", "a") as fh:
+        fh.write('{"adapter": "numpy", "verd')  # a worker killed mid-line
+    assert [p.name for p in result_files(run)] == ["results-gw2.jsonl", "results-gw10.jsonl"]
+    controller.recount()
+    controller.close()
+    assert json.loads((run / "run.json").read_text())["counts"] == {
+        "pass": 1, "fail": 1, "xfail": 1, "crash": 0, "inconclusive": 0, "skip": 0}
+    data = load_run(run)
+    assert sorted(r.test for r in data.records) == ["t1", "t2", "t3"] and data.lost_lines == 1
+    assert any(p.startswith("results-gw10.jsonl:2: not a complete JSON line") for p in data.problems), data.problems
+    serial = ResultWriter(run, {"run_id": "r"})  # the same id again, serially: the old files go
+    serial.record(_rec(Verdict.PASS, "t4"))
+    serial.close()
+    assert [p.name for p in result_files(run)] == ["results.jsonl"]
+    assert [r.test for r in load_run(run).records] == ["t4"]
