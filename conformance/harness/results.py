@@ -237,7 +237,10 @@ class ResultWriter:
             for old in result_files(self.run_dir):  # the previous run of this id, serial or fanned out
                 old.unlink()
         if records:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            # a worker appends: its controller removed the previous run's files before starting it, and a worker
+            # pytest-xdist restarts after a crash may take the same name
+            truncate = os.O_TRUNC if worker is None else 0
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | truncate | os.O_APPEND, 0o644)
         if worker is None:
             self.run_info.setdefault("started", time.time())
             self.run_info["status"] = "running"
