@@ -10,11 +10,8 @@ variant (hypothesis gives parametrized tests one only where it sees a ``parametr
 parametrized from ``pytest_generate_tests``). Replaying another backend's saved failures is explicit:
 ``--replay-failures-from`` adds them to what hypothesis reads first, and the terminal summary counts them.
 
-Under pytest-xdist (``-n N``) the controlling process claims the run folder, hands its run id and hypothesis
-seed to the workers, and writes ``run.json`` at the end with the counts of every worker's results file and the
-finding statistics, replay counts and property map each worker sends back (``workeroutput``); each worker
-appends its checks to ``results-<worker>.jsonl``. A derandomized profile draws the same cases per test either
-way (hypothesis seeds each test from its own digest), so a fanned-out run counts what a serial one counts.
+Under pytest-xdist (``-n N``) the controller holds the run folder and each worker writes its own results file
+(harness.fanout); a derandomized profile draws the same cases per test either way.
 """
 
 from __future__ import annotations
@@ -32,13 +29,15 @@ from ..adapters.base import Adapter
 from . import profiles  # also registers the hypothesis profiles
 from .checker import Checker
 from .examples import ReplayDatabase, ShrinkBound, database_key
+from .fanout import CONFIG as _CONFIG, STATE_KEY as _STATE_KEY, WORKER_KEY as _WORKER_KEY, controller_lines
+from .fanout import (from_controller, pytest_configure_node, pytest_runtest_logfinish,  # noqa: F401 (hooks)
+                     pytest_runtest_logreport, pytest_testnodedown)
 from .files import NotWritable, check_writable
 from .judge import Target
 from .rules import property_name, property_rules
 from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
 from .xfails import load_xfails, version_matches
 
-_STATE_KEY = pytest.StashKey[dict]()
 
 
 def pytest_addoption(parser):
@@ -64,9 +63,7 @@ def pytest_configure(config):
     profile = config.getoption("hypothesis_profile", None)
     if not profile:
         settings.load_profile("dev")
-    given = getattr(config, "workerinput", {}).get(_WORKER_KEY, {})
-    if config.getoption("hypothesis_seed", None) is None and given.get("hypothesis_seed") is not None:
-        config.option.hypothesis_seed = given["hypothesis_seed"]  # a worker draws with its controller's seed
+    given = from_controller(config)  # a pytest-xdist worker: its controller's run id and hypothesis seed
     if config.getoption("hypothesis_seed", None) is None and not settings.get_profile(profile or "dev").derandomize:
         # a random run still gets one recorded seed (run.json, report), so `--hypothesis-seed S` replays it
         import random
@@ -138,53 +135,9 @@ def pytest_sessionstart(session):
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
     if config.pluginmanager.has_plugin("dsession") and not config.option.collectonly:
-        # the pytest-xdist controller: it collects nothing and runs nothing, but holds the run folder (claimed
-        # here, before xdist starts the workers) and writes run.json; the workers write the results
+        # the pytest-xdist controller runs no check but holds the run folder (claimed before the workers start)
         config.stash[_STATE_KEY]["controller"] = True
         _claim_run(config)
-
-
-_WORKER_KEY = "lstm_conformance"
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node):
-    """pytest-xdist, on the controller, per worker: the run id and hypothesis seed it must use."""
-    config = node.config
-    node.workerinput[_WORKER_KEY] = {"run_id": _run_id(config),
-                                     "hypothesis_seed": config.getoption("hypothesis_seed", None)}
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error):
-    """pytest-xdist, on the controller: merge what a finished worker sends back (its results are in its file)."""
-    state = node.config.stash[_STATE_KEY]
-    got = getattr(node, "workeroutput", {}).get(_WORKER_KEY)
-    if not got:
-        return  # a worker that died: its results file keeps what finished, the counts come from the files
-    state["workers"] += 1
-    for prop, rules in got["properties"].items():
-        mine = state["properties"].setdefault(prop, [])
-        mine += [r for r in rules if r not in mine]
-    for source, st in got["findings"].items():
-        mine = state["findings"].setdefault(source, {**st, "pass": 0, "xfail": 0})
-        mine["pass"] += st["pass"]
-        mine["xfail"] += st["xfail"]
-    for nodeid, counts in got["replayed"].items():
-        mine = state["replayed"].setdefault(nodeid, {})
-        for k, n in counts.items():
-            mine[k] = mine.get(k, 0) + n
-
-
-def pytest_runtest_logreport(report):
-    """On the pytest-xdist controller: the uncovered-rules list a worker's coverage test recorded (the line it
-    prints itself stays in the worker's output)."""
-    config = _CONFIG.get("config")
-    if config is None or not config.stash[_STATE_KEY]["controller"] or report.when != "call":
-        return
-    for key, value in report.user_properties:
-        if key == "uncovered_rules":
-            config.stash[_STATE_KEY]["uncovered"] = value
 
 
 def _run_id(config) -> str:
@@ -195,8 +148,7 @@ def _run_id(config) -> str:
     return state["run_id"]
 
 
-def _claim_run(config) -> None:
-    """Claim the run folder now: an unwritable or busy one stops the run with one line, before any check."""
+def _claim_run(config) -> None:  # an unwritable or busy run folder stops the run with one line, before any check
     try:
         _writer(config)
     except OSError as exc:
@@ -397,29 +349,6 @@ def pytest_runtest_call(item):
             del fn._hypothesis_internal_use_settings
 
 
-def pytest_runtest_logfinish(nodeid, location):
-    """Progress on a terminal: cases done per backend after each property (long runs take minutes)."""
-    config = _CONFIG.get("config")
-    if config is None:
-        return
-    state = config.stash[_STATE_KEY]
-    writer = state["writer"]
-    if writer is None or not state["isatty"] or state["controller"]:
-        return  # under pytest-xdist the controller sees no record until the end (xdist shows its own progress)
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None:
-        return
-    parts = []
-    for adapter, counts in writer.per_adapter.items():
-        done = sum(counts.values())
-        detail = ", ".join(f"{n} {v}" for v, n in counts.items())
-        parts.append(f"{adapter}: {done} cases ({detail})")
-    tr.write_line(f"  lstm-conformance progress | {' | '.join(parts)}")
-
-
-_CONFIG: dict = {}
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     state = config.stash[_STATE_KEY]
     writer: ResultWriter | None = state["writer"]
@@ -441,13 +370,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         adapter = _adapter(config, name)
         if isinstance(adapter, str):
             terminalreporter.write_line(f"lstm-conformance: {adapter}: none of its checks ran", red=True)
-    if state["controller"] and state["uncovered"] is not None:
-        uncovered = [r for r in str(state["uncovered"]).split(",") if r]
-        terminalreporter.write_line(f"lstm-conformance: {len(uncovered)} spec rules not covered by a property yet: "
-                                    f"{', '.join(uncovered)}")
+    for line in controller_lines(state):
+        terminalreporter.write_line(line)
     counts = ", ".join(f"{n} {v}" for v, n in writer.counts.items() if n)
-    where = (f"{writer.run_dir}/results-*.jsonl ({state['workers']} workers)" if state["controller"]
-             else writer.path)
+    where = f"{writer.run_dir}/results-*.jsonl ({state['workers']} workers)" if state["controller"] else writer.path
     terminalreporter.write_line(f"lstm-conformance: {writer.executed} checks executed ({counts or 'none'}); "
                                 f"results in {where}")
 
@@ -458,14 +384,13 @@ def pytest_sessionfinish(session, exitstatus):
         return
     writer: ResultWriter = state["writer"]
     status = "finished" if exitstatus in (0, 1) else "interrupted"
-    if state["worker"] is not None:
+    if state["worker"] is not None:  # what its controller merges into run.json and its summary
         writer.close()
-        # what the controller merges into run.json and its summary (pytest-xdist sends it when the worker ends)
         session.config.workeroutput[_WORKER_KEY] = {"findings": state["findings"], "replayed": state["replayed"],
                                                     "properties": state["properties"]}
         return
-    if state["controller"]:
-        writer.recount()  # every worker's results file, a worker that died included
+    if state["controller"]:  # counts from every worker's results file, a worker that died included
+        writer.recount()
         writer.run_info["workers"] = state["workers"]
     # per known finding: cases it describes that passed / failed as known ("fixed here" when none failed)
     writer.run_info["findings"] = state["findings"]
