@@ -126,7 +126,8 @@ class KerasAdapterBase(Adapter):
         fw = self.capabilities.registry_to_framework(registry_name)
         return gelu_approximate(self._keras()) if fw == GELU_TANH_NAME else fw
 
-    def _new_lstm(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool):
+    def _new_lstm(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool,
+                  extra: dict | None = None):
         keras = self._keras()
         kw = dict(return_sequences=return_sequences, return_state=True, go_backwards=config.go_backwards,
                   use_bias=config.use_bias, stateful=stateful, dtype=config.dtype,
@@ -138,16 +139,19 @@ class KerasAdapterBase(Adapter):
         zeros = numpy_zeros(keras)
         kw.update(kernel_initializer=zeros, recurrent_initializer=zeros, bias_initializer=zeros, unit_forget_bias=False)
         kw.update(self._variant_kwargs(variant))
+        kw.update(extra or {})  # e.g. build_dropout's dropout / recurrent_dropout / seed (TRAIN-*)
         return keras.layers.LSTM(config.units, **kw)
 
-    def _build_layers(self, config: Config, variant: str, device: str, stateful: bool, batch: int | None) -> list:
+    def _build_layers(self, config: Config, variant: str, device: str, stateful: bool, batch: int | None,
+                      layer_kwargs=None) -> list:
+        """The layer chain; ``layer_kwargs(l)``, when given, adds LSTM constructor arguments for layer ``l``."""
         keras = self._keras()
         layers = []
         with self._device_scope(device):
             for l in range(config.num_layers):
                 last = l == config.num_layers - 1
                 lstm = self._new_lstm(config, variant, return_sequences=config.return_sequences if last else True,
-                                      stateful=stateful)
+                                      stateful=stateful, extra=layer_kwargs(l) if layer_kwargs else None)
                 layer = lstm
                 if config.bidirectional:
                     mode = config.effective_merge_mode  # Keras spells merge 'none' as merge_mode=None

@@ -298,8 +298,8 @@ def forward_training(adapter: KerasAdapterBase, handle: KerasHandle, x, *, mask=
 def build_dropout(adapter: KerasAdapterBase, config: Config, weights: Weights, *, dropout: float,
                   recurrent_dropout: float, variant: str = "default", device: str = "cpu",
                   seed: int | None = None) -> DropoutHandle:
-    """:meth:`Adapter.build_dropout`: the adapter's own layers (``_new_lstm``: activations, variant options)
-    rebuilt from their config with ``dropout``/``recurrent_dropout`` (and ``seed``) set."""
+    """:meth:`Adapter.build_dropout`: the adapter's own layer chain (``_build_layers``: activations, variant
+    options) with ``dropout``/``recurrent_dropout`` (and ``seed``) set on every LSTM."""
     for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{name}={rate!r}: must be in [0, 1)")
@@ -308,23 +308,8 @@ def build_dropout(adapter: KerasAdapterBase, config: Config, weights: Weights, *
         raise Unsupported(reason)
     if variant == "cudnn" and recurrent_dropout > 0:
         raise Unsupported("use_cudnn=True raises with recurrent_dropout > 0 (Keras 3 LSTM.inner_loop)")
-    keras = adapter._keras()
-    layers = []
-    with adapter._device_scope(device):
-        for l in range(config.num_layers):
-            last = l == config.num_layers - 1
-            base = adapter._new_lstm(config, variant, return_sequences=config.return_sequences if last else True,
-                                     stateful=False)
-            lstm = type(base).from_config({**base.get_config(), **adapter._variant_kwargs(variant),
-                                           "dropout": dropout, "recurrent_dropout": recurrent_dropout,
-                                           "seed": None if seed is None else seed + l})
-            layer = lstm
-            if config.bidirectional:
-                mode = config.effective_merge_mode
-                layer = keras.layers.Bidirectional(lstm, merge_mode=None if mode == "none" else mode,
-                                                   dtype=config.dtype)
-            layer.build((None, None, config.layer_input_dim(l)))
-            layers.append(layer)
+    layers = adapter._build_layers(config, variant, device, False, None, layer_kwargs=lambda l: {
+        "dropout": dropout, "recurrent_dropout": recurrent_dropout, "seed": None if seed is None else seed + l})
     handle = DropoutHandle(config, to_keras(weights.astype(config.dtype), config), variant, device, False,
                            dropout=dropout, recurrent_dropout=recurrent_dropout)
     handle.structure = Structure(layers)
