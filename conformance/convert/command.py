@@ -47,7 +47,7 @@ def convert(source: Path, out: Path, *, source_format: str | None = None, target
     port = weights if tgt_cfg.bias_mode == "double" else formats.to_canonical(sfmt, raw, replace(src_cfg, bias_mode="single"))
     dtype = _dtype_of(sfmt, raw)
     tensors = formats.from_canonical(tfmt, port, tgt_cfg, dtype)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial{out.suffix}")
+    tmp = out.with_name(f".partial-{os.getpid()}-{out.name}")  # keeps the whole ending (Keras: .weights.h5)
     try:
         formats.write(tmp, tfmt, tensors, tgt_cfg)
         back = formats.read(tmp, tfmt)
@@ -66,7 +66,8 @@ def convert(source: Path, out: Path, *, source_format: str | None = None, target
 
 
 def _dtype_of(fmt: str, raw):
-    first = raw["weight_ih_l0"] if fmt == "torch" else raw[0]["W"] if fmt == "onnx" else raw[0]
+    first = (raw["weight_ih_l0"] if fmt == "torch" else raw[0]["W"] if fmt == "onnx"
+             else raw["cells"][0]["ii"]["kernel"] if fmt == "flax" else raw[0])
     return first.dtype
 
 
@@ -108,9 +109,10 @@ def add_parser(sub):
     """The ``convert`` subcommand's arguments (cli.py wires it)."""
     import argparse
 
-    p = sub.add_parser("convert", help="port LSTM weights between torch (.pt), ONNX (.onnx) and Keras get_weights() "
-                                       "(.npz) through the canonical layout; verified before it is written")
-    p.add_argument("source", metavar="SOURCE", help=".pt/.pth (state_dict), .onnx, .npz (Keras get_weights())")
+    p = sub.add_parser("convert", help="port LSTM weights between torch (.pt), ONNX (.onnx), Keras (.keras, "
+                                       ".weights.h5, get_weights() .npz) and Flax (.msgpack) through the canonical "
+                                       "layout; verified before it is written")
+    p.add_argument("source", metavar="SOURCE", help=formats.ALLOWED)
     p.add_argument("out", metavar="OUT", help="the converted file (format from its ending)")
     p.add_argument("--from", dest="source_format", choices=formats.FORMATS, help="SOURCE's format (default: its ending)")
     p.add_argument("--to", dest="target_format", choices=formats.FORMATS, help="OUT's format (default: its ending)")

@@ -1,31 +1,39 @@
 """Reading and writing each format's LSTM tensors, the architecture they imply, and the shape check.
 
 A file is read into its framework's own layout (reference.layouts LAYOUT-2..4): a torch state_dict
-(``{name: array}``), the ``W, R, B`` initializers of each ONNX ``LSTM`` node (one node per layer), or a
-Keras ``get_weights()`` list saved with ``np.savez(path, *weights)`` (``kernel, recurrent_kernel, bias``
-per layer and direction, forward first). The expected shapes are those of the layout of the stated
+(``{name: array}``), the ``W, R, B`` initializers of each ONNX ``LSTM`` node (one node per layer), a
+Keras ``get_weights()`` list (``kernel, recurrent_kernel, bias`` per layer and direction, forward first) read
+from ``np.savez(path, *weights)``, a ``.keras`` model or a ``.weights.h5`` file (trees.py), or per layer and
+direction the LAYOUT-5 cell params of a Flax parameter tree (trees.py). The expected shapes are those of the layout of the stated
 architecture (the layout function applied to zero weights), so the layouts are written once.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from reference import Config
-from reference.layouts import from_keras, from_onnx, from_torch, to_keras, to_onnx, to_torch
+from reference.layouts import from_flax, from_keras, from_onnx, from_torch, to_flax, to_keras, to_onnx, to_torch
 from reference.weights import LayerWeights, Weights
+
+from . import trees
 
 __all__ = ["FORMATS", "format_of", "read", "write", "infer_architecture", "check_shapes", "to_canonical",
            "from_canonical", "ONNX_OPSET"]
 
-FORMATS = ("torch", "onnx", "keras")
-#: file name endings -> format; Flax and Keras' own .keras/.weights.h5 files are refused by name
-_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".npz": "keras", ".keras": "keras"}
-_NOT_YET = {".h5": "a .weights.h5 file (it holds no architecture)", ".msgpack": "a Flax parameter tree"}
+FORMATS = ("torch", "onnx", "keras", "flax")
+#: file name endings -> format
+_SUFFIXES = {".pt": "torch", ".pth": "torch", ".onnx": "onnx", ".npz": "keras", ".keras": "keras", ".h5": "keras",
+             ".msgpack": "flax"}
+ALLOWED = (".pt/.pth (torch state_dict), .onnx, .keras (a Keras model), .weights.h5 (Keras save_weights), .npz "
+           "(Keras get_weights() saved with np.savez), .msgpack (a Flax parameter tree, flax.serialization)")
 ONNX_OPSET = 14
 ARCH_FIELDS = ("input_dim", "units", "num_layers", "bidirectional", "proj_size", "use_bias")
 
@@ -38,11 +46,7 @@ def format_of(path: Path, given: str | None = None) -> str:
     suffix = path.suffix.lower()
     if suffix in _SUFFIXES:
         return _SUFFIXES[suffix]
-    if suffix in _NOT_YET:
-        raise ValueError(f"{path}: {_NOT_YET[suffix]} is not supported yet; allowed: .pt/.pth (torch state_dict), "
-                         ".onnx, .keras (a Keras model), .npz (Keras get_weights() saved with np.savez; Flax is not "
-                         "supported yet)")
-    raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: .pt, .pth, .onnx, .keras, .npz")
+    raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; allowed: {ALLOWED}")
 
 
 # ---- reading -------------------------------------------------------------------------------------------
@@ -82,8 +86,12 @@ def read(path: Path, fmt: str):
                 raise ValueError(f"{path}: LSTM node {i} has peepholes (P); allowed: none (no other format has them)")
             layers.append(tensors)
         return layers
+    if fmt == "flax":
+        return trees.read_flax(path)
     if path.suffix.lower() == ".keras":
         return _read_keras_model(path)
+    if path.suffix.lower() == ".h5":
+        return trees.read_keras_h5(path)
     with np.load(path, allow_pickle=False) as z:
         keys = list(z.keys())
         want = [f"arr_{i}" for i in range(len(keys))]
@@ -93,9 +101,21 @@ def read(path: Path, fmt: str):
         return [z[k] for k in want]
 
 
+def _import_keras():
+    """Keras 3 on KERAS_BACKEND, else on the first installed of tensorflow, jax, torch (not keras.json's choice,
+    which may name a framework this environment lacks)."""
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        chosen = next((b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b) is not None), None)
+        if chosen:
+            os.environ["KERAS_BACKEND"] = chosen
+    import keras
+
+    return keras
+
+
 def _read_keras_model(path: Path) -> list[np.ndarray]:
     """The weights of a .keras model's LSTM layers (a Bidirectional wrapper: forward then backward), in order."""
-    import keras
+    keras = _import_keras()
 
     model = keras.saving.load_model(path, compile=False)
     out = []
@@ -109,9 +129,9 @@ def _read_keras_model(path: Path) -> list[np.ndarray]:
     return out
 
 
-def _write_keras_model(path: Path, arrays: list[np.ndarray], config: Config) -> None:
+def _keras_model(arrays: list[np.ndarray], config: Config):
     """A Sequential stack of (Bidirectional) LSTM layers returning sequences, weights set from the list."""
-    import keras
+    keras = _import_keras()
 
     layers = [keras.Input((None, config.input_dim), dtype=str(arrays[0].dtype))]
     for _ in range(config.num_layers):
@@ -120,7 +140,7 @@ def _write_keras_model(path: Path, arrays: list[np.ndarray], config: Config) -> 
         layers.append(keras.layers.Bidirectional(lstm, dtype=str(arrays[0].dtype)) if config.bidirectional else lstm)
     model = keras.Sequential(layers)
     model.set_weights(arrays)
-    model.save(path)
+    return model
 
 
 def _keras_groups(arrays: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -150,6 +170,14 @@ def infer_architecture(fmt: str, raw) -> dict:
         proj = raw["weight_hr_l0"].shape[0] if "weight_hr_l0" in raw else 0
         return dict(input_dim=raw["weight_ih_l0"].shape[1], units=raw["weight_hh_l0"].shape[0] // 4, num_layers=layers,
                     bidirectional="weight_ih_l0_reverse" in raw, proj_size=proj, use_bias="bias_ih_l0" in raw)
+    if fmt == "flax":  # LAYOUT-5: ii kernel (in, u); the hidden-side Dense always carries the bias
+        cells = raw["cells"]
+        k = cells[0]["ii"]["kernel"]
+        arch = dict(input_dim=k.shape[0], units=k.shape[1], proj_size=0, use_bias="bias" in cells[0]["hi"])
+        if raw["layers"] is not None:
+            return dict(arch, num_layers=len(raw["layers"]), bidirectional=len(raw["layers"][0]) == 2)
+        inputs = [c["ii"]["kernel"].shape[0] for c in cells]
+        return dict(arch, **_stack_from_inputs(inputs, k.shape[1]))
     if fmt == "onnx":
         W = raw[0]["W"]
         return dict(input_dim=W.shape[2], units=W.shape[1] // 4, num_layers=len(raw), bidirectional=W.shape[0] == 2,
@@ -157,12 +185,17 @@ def infer_architecture(fmt: str, raw) -> dict:
     groups = _keras_groups(raw)
     k0 = groups[0]["kernel"]
     units = k0.shape[1] // 4
-    n = len(groups)
-    # layer l > 0 reads u (one direction) or 2u (concat of two) features: the shapes tell D when they differ
-    fits = [d for d in (1, 2) if n % d == 0 and all(g["kernel"].shape[0] == d * units for g in groups[d:])]
+    return dict(input_dim=k0.shape[0], units=units, proj_size=0, use_bias="bias" in groups[0],
+                **_stack_from_inputs([g["kernel"].shape[0] for g in groups], units))
+
+
+def _stack_from_inputs(inputs: list[int], units: int) -> dict:
+    """A flat list of per-direction tensors: layer l > 0 reads u (one direction) or 2u (concat of two) features,
+    so the input sizes tell D where only one fits; ``_groups`` lets ``architecture`` finish from a flag."""
+    n = len(inputs)
+    fits = [d for d in (1, 2) if n % d == 0 and all(i == d * units for i in inputs[d:])]
     bidi = (fits[0] == 2) if len(fits) == 1 else None
-    return dict(input_dim=k0.shape[0], units=units, num_layers=None if bidi is None else n // (2 if bidi else 1),
-                bidirectional=bidi, proj_size=0, use_bias="bias" in groups[0], _groups=n)
+    return dict(num_layers=None if bidi is None else n // (2 if bidi else 1), bidirectional=bidi, _groups=n)
 
 
 def _shape_rows(fmt: str, raw, config: Config) -> list[tuple[str, tuple | None, tuple | None]]:
@@ -172,6 +205,16 @@ def _shape_rows(fmt: str, raw, config: Config) -> list[tuple[str, tuple | None, 
         want = {k: v.shape for k, v in to_torch(zero, config).items()}
         got = {k: tuple(v.shape) for k, v in raw.items()}
         return [(k, want.get(k), got.get(k)) for k in dict.fromkeys([*want, *got])]
+    if fmt == "flax":
+        raw, rows = trees.flax_layers(raw, config.num_directions), []
+        for l in range(max(config.num_layers, len(raw))):
+            for d in range(max(config.num_directions, len(raw[l]) if l < len(raw) else 0)):
+                want = to_flax(zero, config, l, d) if l < config.num_layers and d < config.num_directions else {}
+                got = raw[l][d] if l < len(raw) and d < len(raw[l]) else {}
+                rows += [(f"layer {l} {'backward' if d else 'forward'} {k}/{kk}", _shape(want, k, kk),
+                          _shape(got, k, kk)) for k in dict.fromkeys([*want, *got])
+                         for kk in dict.fromkeys([*want.get(k, {}), *got.get(k, {})])]
+        return rows
     if fmt == "onnx":
         rows = []
         for l in range(max(config.num_layers, len(raw))):
@@ -191,6 +234,10 @@ def _shape_rows(fmt: str, raw, config: Config) -> list[tuple[str, tuple | None, 
                          tuple(w[k].shape) if k in w else None, tuple(f[k].shape) if k in f else None))
             i += 1
     return rows
+
+
+def _shape(tree: dict, k: str, kk: str) -> tuple | None:
+    return tuple(tree[k][kk].shape) if k in tree and kk in tree[k] else None
 
 
 def check_shapes(fmt: str, raw, config: Config, path: Path) -> None:
@@ -222,6 +269,10 @@ def to_canonical(fmt: str, raw, config: Config) -> Weights:
         return from_torch(raw, config)
     if fmt == "onnx":
         return Weights([from_onnx(t, config).layers[0] for t in raw])
+    if fmt == "flax":  # LAYOUT-5, one cell at a time
+        one = replace(config, num_layers=1, bidirectional=False)
+        return Weights([[from_flax(cell, one).layers[0][0] for cell in cells]
+                        for cells in trees.flax_layers(raw, config.num_directions)])
     groups = _keras_groups(raw)
     D = config.num_directions
     return from_keras([groups[l * D:(l + 1) * D] for l in range(config.num_layers)], config)
@@ -233,6 +284,9 @@ def from_canonical(fmt: str, weights: Weights, config: Config, dtype) -> object:
         return {k: cast(v) for k, v in to_torch(weights, config).items()}
     if fmt == "onnx":
         return [{k: cast(v) for k, v in to_onnx(weights, config, layer=l).items()} for l in range(config.num_layers)]
+    if fmt == "flax":
+        return [[{k: {kk: cast(vv) for kk, vv in v.items()} for k, v in to_flax(weights, config, l, d).items()}
+                 for d in range(config.num_directions)] for l in range(config.num_layers)]
     return [cast(d[k]) for dirs in to_keras(weights, config) for d in dirs
             for k in ("kernel", "recurrent_kernel", "bias") if k in d]
 
@@ -247,8 +301,12 @@ def write(path: Path, fmt: str, tensors, config: Config) -> None:
         import onnx
 
         onnx.save(_onnx_model(tensors, config), str(path))
+    elif fmt == "flax":
+        trees.write_flax(path, tensors)
     elif path.suffix.lower() == ".keras":
-        _write_keras_model(path, tensors, config)
+        _keras_model(tensors, config).save(path)
+    elif path.suffix.lower() == ".h5":
+        trees.write_keras_h5(path, lambda: _keras_model(tensors, config))
     else:
         with open(path, "wb") as f:
             np.savez(f, *tensors)
@@ -300,7 +358,7 @@ def architecture(inferred: dict, stated: dict, path: Path) -> Config:
         if value is None:
             flag = {"num_layers": "--layers", "bidirectional": "--bidirectional or --no-bidirectional"}.get(
                 name, f"--{name.replace('_', '-')}")
-            raise ValueError(f"{path}: the shapes cannot tell {name} ({inferred.get('_groups')} kernel groups fit "
-                             f"more than one stack); state it with {flag}")
+            raise ValueError(f"{path}: the shapes cannot tell {name} ({inferred.get('_groups')} per-direction weight "
+                             f"groups fit more than one stack); state it with {flag}")
         fields[name] = value
     return replace(Config(input_dim=1, units=2), **{k: v for k, v in fields.items()})

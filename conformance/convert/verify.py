@@ -18,6 +18,7 @@ import numpy as np
 from reference import Config, Weights, lstm_forward
 
 from ..adapters import load
+from . import formats
 from ..harness import errors
 
 __all__ = ["Side", "verify", "adapter_name", "BATCH", "TIMESTEPS"]
@@ -28,9 +29,12 @@ DTYPE = "float32"
 
 
 def adapter_name(fmt: str) -> str:
-    if fmt == "keras":  # Keras 3 on the backend this process would use
-        return f"keras-{os.environ.get('KERAS_BACKEND', 'tensorflow')}"
-    return {"torch": "torch", "onnx": "onnxruntime"}[fmt]
+    if fmt == "keras":  # Keras 3 on the backend this process uses (formats._import_keras chose it)
+        try:
+            return f"keras-{formats._import_keras().backend.backend()}"
+        except Exception:  # keras not installed, or KERAS_BACKEND names no backend: that side says why, not run
+            return f"keras-{os.environ.get('KERAS_BACKEND', 'tensorflow')}"
+    return {"torch": "torch", "onnx": "onnxruntime", "flax": "flax"}[fmt]
 
 
 @dataclass
