@@ -160,8 +160,10 @@ CASES = [
     bad(USAGE, "missing.npz: no such file", "convert", "missing.npz", "out.onnx"),
     bad(USAGE, "kernel (arr_0): expected shape (2, 20), found (2, 12)", "convert", "lstm.npz", "out.onnx", "--units", "5"),
     bad(USAGE, "exists; pass --force", "convert", "lstm.npz", "exists.onnx"),
-    bad(USAGE, "not supported yet", "convert", "lstm.npz", "params.msgpack"),
+    bad(USAGE, "unknown file type", "convert", "lstm.npz", "params.safetensors"),
     bad(USAGE, "--to", "convert", "lstm.npz", "out.onnx", "--to", "caffe"),
+    bad(USAGE, "garbage.weights.h5: not an HDF5 file", "convert", "garbage.weights.h5", "out.npz"),
+    bad(USAGE, "garbage.msgpack: not a flax.serialization msgpack file", "convert", "garbage.msgpack", "out.npz"),
 ]
 
 
@@ -230,6 +232,8 @@ def _convert_files(ws: Path) -> None:
     config = Config(input_dim=2, units=3)
     np.savez(ws / "lstm.npz", *[a for d in to_keras(random_weights(config, 0), config)[0] for a in d.values()])
     (ws / "exists.onnx").write_text("not to be overwritten\n")
+    (ws / "garbage.weights.h5").write_text("this is not an HDF5 file\n")
+    (ws / "garbage.msgpack").write_bytes(b"\xc1 not msgpack")
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from reference import Config
 from reference.layouts import from_flax, from_keras, from_onnx, from_torch, to_flax, to_keras, to_onnx, to_torch
 from reference.weights import LayerWeights, Weights
 
-from . import trees
+import conformance.convert.trees as trees
 
 __all__ = ["FORMATS", "format_of", "read", "write", "infer_architecture", "check_shapes", "to_canonical",
            "from_canonical", "ONNX_OPSET"]

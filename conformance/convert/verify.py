@@ -18,7 +18,7 @@ import numpy as np
 from reference import Config, Weights, lstm_forward
 
 from ..adapters import load
-from . import formats
+import conformance.convert.formats as formats
 from ..harness import errors
 
 __all__ = ["Side", "verify", "adapter_name", "BATCH", "TIMESTEPS"]
