@@ -125,7 +125,7 @@ def diagnose_check(kind: CheckKind, case, out, metrics: dict | None = None, *, b
 def attach_diagnosis(target, kind: CheckKind, case, judgement, sink=None, repro: str | None = None,
                      finding=None) -> None:
     """Diagnose a failed or known-failing check in place: ``judgement.metrics['diagnosis']`` and, when the
-    diagnosis is confident, its rules first among ``judgement.implicated``. Never raises: a diagnosis that
+    diagnosis is confident, its rules as ``judgement.implicated``. Never raises: a diagnosis that
     cannot run says why. The implementation's outputs go into the repro blob when there is one."""
     budget = budget_s()
     if case is None or budget <= 0:
@@ -150,7 +150,9 @@ def attach_diagnosis(target, kind: CheckKind, case, judgement, sink=None, repro:
     diag.elapsed_s = time.perf_counter() - t0
     judgement.metrics["diagnosis"] = diag.to_dict()
     if diag.confident and diag.rules:
-        judgement.implicated = list(dict.fromkeys([*diag.rules, *judgement.implicated]))
+        # the one departure that reproduces the implementation's output within the error model explains the
+        # whole disagreement: its rules are the ones broken, not every rule the property exercises
+        judgement.implicated = list(diag.rules)
 
 
 # ---- parameter counts ---------------------------------------------------------------------------------------

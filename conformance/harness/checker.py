@@ -282,6 +282,11 @@ class Checker:
         record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=known + j.message,
                repro=repro, finding=self.expect_fail)
         where = f"\n  repro: lstm-conformance repro {self.sink.run_dir / repro}" if repro else ""
+        diag = (j.metrics or {}).get("diagnosis")
+        if diag:
+            from ..diagnosis.engine import Diagnosis
+
+            where += f"\n  diagnosis: {Diagnosis(**diag).summary()}" + "".join(f"\n    {r}" for r in diag["readings"])
         named = j.implicated or list(self.rules)
         raise CheckFailure(f"[{', '.join(named)}] {self.adapter.name}:{self.variant} {self.property}: "
                            f"{j.message}{where}")

@@ -135,10 +135,12 @@ def _first_failure(backend: dict, prop: str) -> str:
 
 
 def _rules_of(backend: dict, prop: str) -> list[str]:
+    """The rules the failing checks of ``prop`` implicate (rule attribution, a confident diagnosis); a check
+    that implicates none contributes every rule its property exercises."""
     rules: set[str] = set()
     for f in backend.get("failures", []):
         if f.get("property") == prop and f.get("verdict") in _FAILING:
-            rules.update(f.get("rules", []))
+            rules.update(f.get("implicated") or f.get("rules", []))
     return sorted(rules, key=rule_sort_key)
 
 
@@ -152,7 +154,7 @@ def _status(name: str, b: dict, r: dict) -> list[Regression]:
 
 
 def _new_failures(name: str, b: dict, r: dict) -> list[Regression]:
-    """Per property, naming the rules the failing checks cite; then rules failing now and not before."""
+    """Per property, naming the rules the failing checks implicate; then rules failing now and not before."""
     out = []
     for prop, counts in sorted(r["properties"].items()):
         before = b["properties"].get(prop, {})
