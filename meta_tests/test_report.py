@@ -316,3 +316,24 @@ def test_a_failed_write_leaves_the_previous_report_intact(harness_runs, tmp_path
     monkeypatch.undo()
     assert {name: (out / name).read_bytes() for name in before} == before
     assert not [p.name for p in out.rglob("*.tmp")], "temp files must be removed when a write fails"
+
+
+def test_a_third_party_adapters_repro_command_is_its_environments_console_script(harness_runs, tmp_path):
+    """A built-in adapter's repro runs in the checkout's tox env; an entry-point adapter (run.json says
+    builtin false) has no tox env here: the command is the console script of wherever it is installed."""
+    from conformance.report import make_report
+    from conformance.report.repro_scripts import repro_command
+
+    assert repro_command("torch", "r/x.npz") == ".tox/torch/bin/lstm-conformance repro r/x.npz"
+    assert repro_command("mykernel", "r/x.npz", builtin=False) == "lstm-conformance repro r/x.npz"
+    run = tmp_path / "third-party"
+    shutil.copytree(harness_runs.get("swapped"), run)
+    info = json.loads((run / "run.json").read_text())
+    assert all(meta.get("builtin") is True for meta in info["backends"].values() if "unavailable" not in meta)
+    for meta in info["backends"].values():
+        meta["builtin"] = False
+    (run / "run.json").write_text(json.dumps(info))
+    make_report([run], tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert "in the environment where the" in html and "\nlstm-conformance repro " in html
+    assert "--notest" not in html

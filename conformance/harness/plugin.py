@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ..adapters import all_names, available_names, load
+from ..adapters import BUILTIN, all_names, available_names, load
 from ..adapters.base import Adapter
 from . import profiles  # also registers the hypothesis profiles
 from .checker import Checker
@@ -203,8 +203,8 @@ def _writer(config) -> ResultWriter:
         backends = {}
         for n in names:
             a = _adapter(config, n)
-            backends[n] = ({"framework": a.framework, "versions": a.versions(), "devices": a.devices(),
-                            "variants": list(a.variants)} if isinstance(a, Adapter) else {"unavailable": a})
+            backends[n] = ({"framework": a.framework, "versions": a.versions(), "devices": a.devices(), "variants":
+                            list(a.variants), "builtin": n in BUILTIN} if isinstance(a, Adapter) else {"unavailable": a})
         seed = config.getoption("hypothesis_seed", None)
         try:
             state["writer"] = ResultWriter(run_dir, {

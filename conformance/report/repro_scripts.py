@@ -19,14 +19,18 @@ __all__ = ["render_script", "repro_command", "tox_env", "write_repros"]
 _TOX_ENVS = {"numpy": "tests"}
 
 
-def tox_env(adapter: str) -> str:
-    return _TOX_ENVS.get(adapter, adapter)
+def tox_env(adapter: str, builtin: bool = True) -> str | None:
+    """The tox env that has ``adapter``'s framework; None for an adapter from the ``lstm_conformance.adapters``
+    entry point (``builtin`` False in the run's record: a third party's, no env of this checkout has it)."""
+    return _TOX_ENVS.get(adapter, adapter) if builtin else None
 
 
-def repro_command(adapter: str, blob: str) -> str:
-    """The command that replays a saved case, run from the checkout: the console script of the tox env that
-    has the framework (``tox -e ENV`` builds it)."""
-    return f".tox/{tox_env(adapter)}/bin/lstm-conformance repro {shlex.quote(blob)}"
+def repro_command(adapter: str, blob: str, builtin: bool = True) -> str:
+    """The command that replays a saved case: from the checkout, the console script of the tox env that has
+    the framework (``tox -e ENV`` builds it); for a third-party adapter, the console script of the environment
+    that has it installed."""
+    env = tox_env(adapter, builtin)
+    return f"{'' if env is None else f'.tox/{env}/bin/'}lstm-conformance repro {shlex.quote(blob)}"
 
 
 def _environment():
@@ -46,7 +50,8 @@ def render_script(*, backend: dict, failure: dict, blob_name: str, script: str) 
     label = backend["adapter"] + ("" if variant == "default" else f":{variant}")
     return _environment().get_template("repro.py.j2").render(
         backend=label, property=failure.get("property") or "", rules=failure.get("rules") or [],
-        run=backend["run"], verdict=failure.get("verdict") or "", tox_env=tox_env(backend["adapter"]),
+        run=backend["run"], verdict=failure.get("verdict") or "",
+        tox_env=tox_env(backend["adapter"], backend.get("builtin", True)),
         framework=backend.get("framework") or "the framework", script=script, blob_name=blob_name)
 
 
@@ -79,8 +84,9 @@ def write_repros(runs: list[RunData], summary: dict, out: Path) -> None:
             write_text_atomic(out / script, text)
             os.chmod(out / script, 0o755)
             mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix(),
-                                        "tox_env": tox_env(b["adapter"]),
-                                        "command": repro_command(b["adapter"], _shown_path(out / blob))}
+                                        "tox_env": tox_env(b["adapter"], b.get("builtin", True)),
+                                        "command": repro_command(b["adapter"], _shown_path(out / blob),
+                                                                 b.get("builtin", True))}
             written.update({out / blob, out / script})
     # drop repro files of an earlier report in the same directory (only the kinds this command writes)
     for old in (out / "repro").glob("*/*") if (out / "repro").is_dir() else []:

@@ -268,6 +268,7 @@ class _BackendAcc:
             "adapter": self.name, "run": self.run.run_id, "framework": self.framework, "versions": self.versions,
             "device": (self.devices.most_common(1)[0][0] if self.devices else self.run.info.get("device")),
             "devices_available": self.meta.get("devices"), "variants": self.variants,
+            "builtin": self.meta.get("builtin", True),  # False: an lstm_conformance.adapters entry point's adapter
             "kernel_paths": dict(self.kernel_paths), "precisions": dict(self.precisions),
             "status": status, "unavailable": unavailable, "problems": list(self.run.problems),
             "counts": self.counts, "executed": executed,
