@@ -48,7 +48,8 @@ def _cudnn_enabled(enabled: bool):
         torch.backends.cudnn.enabled = before
 
 
-_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn")
+#: jit-script / jit-trace: the module deployed through TorchScript (torch_jit.py), batch-first
+_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn", "jit-script", "jit-trace")
 _CACHE_SIZE = 32  # modules kept per adapter; a ci run meets a few dozen structures
 
 
@@ -68,6 +69,7 @@ class _Entry:
     # id is reused by the next one built, which then skipped loading and ran on stale weights.
     owner: Any = None
     names: tuple[str, ...] = field(default_factory=tuple)
+    compiled: dict = field(default_factory=dict)  # jit variants: the scripted / traced callable(s) of module
 
 
 class TorchAdapter(Adapter):
@@ -324,6 +326,14 @@ class TorchAdapter(Adapter):
         """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)."""
         if handle.variant == "unbatched":
             return self._run_unbatched(handle.entry.module, x, lengths, state)
+        if handle.variant.startswith("jit-"):
+            from .torch_jit import compile_path, run_rows
+
+            key = state is not None and handle.variant == "jit-trace"  # a trace fixes whether a state is passed
+            call = handle.entry.compiled.get(key)
+            if call is None:
+                call = handle.entry.compiled[key] = compile_path(handle.variant, handle.entry.module, key)
+            return run_rows(call, x, lengths, state)
         return self._run_batched(handle.entry.module, x, lengths, state, time_major=handle.variant == "time_major")
 
     @staticmethod
