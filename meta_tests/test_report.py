@@ -337,3 +337,23 @@ def test_a_third_party_adapters_repro_command_is_its_environments_console_script
     html = (tmp_path / "out" / "index.html").read_text()
     assert "in the environment where the" in html and "\nlstm-conformance repro " in html
     assert "--notest" not in html
+
+
+def test_the_file_a_failing_call_ran_is_kept_beside_its_repro_and_linked(harness_runs, tmp_path):
+    """Adapter.artifacts (an exported graph): the run copies it beside the failing check's blob
+    (keep_artifacts), the report copies it beside the blob it shows and links it on the card."""
+    from conformance.harness.repro import keep_artifacts
+    from conformance.report import make_report
+
+    run = tmp_path / "exported"
+    shutil.copytree(harness_runs.get("swapped"), run)
+    blob = next((run / "repro").glob("*.npz")).relative_to(run).as_posix()
+    graph = tmp_path / "lstm-state.onnx"
+    graph.write_bytes(b"the exported graph")
+    kept = keep_artifacts(run, blob, [graph])
+    assert kept == [blob[:-len(".npz")] + ".lstm-state.onnx"] and (run / kept[0]).read_bytes() == b"the exported graph"
+    make_report([run], tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    arts = [a for b in summary["backends"].values() for f in b["failures"] for a in f.get("artifacts") or []]
+    assert len(arts) == 1 and (tmp_path / "out" / arts[0]).read_bytes() == b"the exported graph", arts
+    assert f'file it ran <a href="{arts[0]}">' in (tmp_path / "out" / "index.html").read_text()

@@ -248,6 +248,11 @@ class Adapter:
         """The parameter count *as the framework reports it* (count_params(), sum of numel())."""
         raise NotImplementedError
 
+    def artifacts(self) -> list:
+        """Files the last :meth:`forward` ran (an exported graph): a failing check keeps copies beside its
+        repro blob, so the file that disagreed can be opened without exporting again. None by default."""
+        return []
+
     def param_convention(self, config: Config) -> str:
         """PARAM-*: the reference convention (keras, torch, onnx, flax) this framework counts by."""
         return self.capabilities.param_convention

@@ -169,6 +169,7 @@ class TorchOnnxAdapter(Adapter):
         if mask is not None:
             raise Unsupported(f"{self.name}: masks are packed sequences in torch, which these exporters do not export")
         session = self._session(handle, initial_state is not None)
+        self._last = [handle.sessions[initial_state is not None][1]]  # artifacts(): the graph this call ran
         feed = {"x": np.ascontiguousarray(x, dtype=cfg.dtype)}
         if initial_state is not None:
             h0, c0 = layer_major(initial_state)  # STATE-1: (D*L, B, H) layer-major
@@ -178,6 +179,9 @@ class TorchOnnxAdapter(Adapter):
         output = canonical_output(cfg, y[..., :H], y[..., H:]) if D == 2 else canonical_output(cfg, y)
         return Output(output=output, h=per_layer(hn, L, D), c=per_layer(cn, L, D),
                       kernel_path=f"onnxruntime-cpu:{handle.variant}")
+
+    def artifacts(self) -> list:
+        return [p for p in getattr(self, "_last", []) if p.exists()]
 
     def param_count(self, handle: _Handle) -> int:
         """The size of the exported graph's floating-point initializers (its weights; shape constants are

@@ -25,7 +25,7 @@ from .gradient_judge import judge_gradients
 from .training_judge import MASK_READINGS, judge_training
 from .judge import (Judgement, Target, judge_continuation, judge_defaults, judge_forward, judge_params,
                     judge_precision, judge_shapes)
-from .repro import save_blob
+from .repro import keep_artifacts, save_blob
 from .results import CheckKind, Result, Verdict
 from .strategies import Case, cases
 from .xfails import XfailEntry, case_facts
@@ -278,6 +278,8 @@ class Checker:
         if not _is_final():
             raise CheckFailure(j.message)  # hypothesis is still shrinking: record only the minimal example
         repro = self._blob(case, kind)
+        if repro:  # before the diagnosis runs the adapter again: the files of this (the final) call
+            keep_artifacts(self.sink.run_dir, repro, self.adapter.artifacts())
         _diagnose(self, kind, case, j, repro, self.expect_fail)
         record(Verdict.XFAIL if self.expect_fail else Verdict.FAIL, judgement=j, message=known + j.message,
                repro=repro, finding=self.expect_fail)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -43,6 +44,17 @@ def save_blob(run_dir: Path, *, target: Target, kind: CheckKind, property: str, 
             "check": kind.value, "property": property, "rules": list(rules), "case": case.describe()}
     np.savez(path, __meta__=np.array(json.dumps(meta)), **arrays)
     return str(path.relative_to(run_dir))
+
+
+def keep_artifacts(run_dir: Path, blob: str, files) -> list[str]:
+    """Copy the files a failing call ran (Adapter.artifacts: an exported graph) beside its blob, named
+    ``<blob stem>.<file name>``; returns their paths relative to ``run_dir``."""
+    kept = []
+    for f in files:
+        dest = Path(run_dir) / Path(blob).with_name(f"{Path(blob).stem}.{Path(f).name}")
+        shutil.copyfile(f, dest)
+        kept.append(str(dest.relative_to(run_dir)))
+    return kept
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

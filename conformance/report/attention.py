@@ -56,6 +56,7 @@ def _card(key: str, b: dict, f: dict, k: float, seeds: dict, anchor: str, full: 
         "kernel_path": f.get("kernel_path"), "numbers": _numbers(f.get("metrics") or {}, k),
         "run": b["run"], "hypothesis_seed": seeds.get(b["run"]), "tox_env": f.get("tox_env"),
         "command": f.get("command"), "script": f.get("script"), "blob": f.get("blob"),
+        "artifacts": f.get("artifacts") or [],
         "repro_missing": f.get("repro") if f.get("repro") and not f.get("blob") else None,
         # the whole case only where it is worth the bytes: the few real failures
         "case": json.dumps(f["config"], indent=2, sort_keys=True, default=str) if full and f.get("config") else None,

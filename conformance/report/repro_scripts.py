@@ -80,17 +80,23 @@ def write_repros(runs: list[RunData], summary: dict, out: Path) -> None:
             blob = folder / safe_name(Path(rel).name)
             script = blob.with_suffix(".py")
             replace_atomically(out / blob, lambda tmp, src=src: shutil.copyfile(src, tmp))
+            kept = []  # the files the failing call ran (an exported graph), kept beside its blob by the run
+            for art in sorted(p for p in src.parent.glob(f"{src.stem}.*") if p.suffix != ".npz"):
+                dest = folder / safe_name(art.name)
+                replace_atomically(out / dest, lambda tmp, art=art: shutil.copyfile(art, tmp))
+                kept.append(dest.as_posix())
+                written.add(out / dest)
             text = render_script(backend=b, failure=f, blob_name=blob.name, script=_shown_path(out / script))
             write_text_atomic(out / script, text)
             os.chmod(out / script, 0o755)
-            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix(),
+            mapping[(b["run"], rel)] = {"blob": blob.as_posix(), "script": script.as_posix(), "artifacts": kept,
                                         "tox_env": tox_env(b["adapter"], b.get("builtin", True)),
                                         "command": repro_command(b["adapter"], _shown_path(out / blob),
                                                                  b.get("builtin", True))}
             written.update({out / blob, out / script})
-    # drop repro files of an earlier report in the same directory (only the kinds this command writes)
+    # drop repro files of an earlier report in the same directory (repro/<run>/ holds only what this command writes)
     for old in (out / "repro").glob("*/*") if (out / "repro").is_dir() else []:
-        if old.suffix in (".npz", ".py") and old not in written:
+        if old.is_file() and old not in written:
             old.unlink()
     attach_repro_paths(summary, mapping)
 

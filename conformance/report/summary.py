@@ -174,8 +174,8 @@ def _case(rec: Result, ratio: float | None = None, full: bool = False) -> dict:
         out["ratio"] = None if not math.isfinite(ratio) else ratio
         out["err_impl"], out["err_oracle"] = m.get("err_impl"), m.get("err_oracle")
     if full:
-        out.update(metrics=m, repro=rec.repro, blob=None, script=None, tox_env=None, command=None, seed=rec.seed,
-                   kernel_path=rec.kernel_path, precision=rec.precision, duration=rec.duration)
+        out.update(metrics=m, repro=rec.repro, blob=None, script=None, artifacts=[], tox_env=None, command=None,
+                   seed=rec.seed, kernel_path=rec.kernel_path, precision=rec.precision, duration=rec.duration)
     return out
 
 
