@@ -162,6 +162,16 @@ def test_each_backends_first_failure_is_one_screen_from_the_top_via_the_filters(
     backend = list(summary["backends"])[-1]
     page.locator(f'table.jump a.n-fail[data-backend="{backend}"]').click()
     assert 0 <= _card_top(page, backend) < _SCREEN["height"]
+    # a findings jump link lands on the backend's first finding card with its heading below the sticky header
+    # and filter bar (it was hidden under them)
+    xfail_links = page.locator("table.jump a.n-xfail")
+    assert xfail_links.count(), "the synthetic report has known findings"
+    link = xfail_links.first
+    target = link.get_attribute("href")[1:]
+    link.click()
+    bar = page.locator("#filters").bounding_box()
+    heading = page.locator(f'[id="{target}"] h4').first.bounding_box()
+    assert bar["y"] + bar["height"] <= heading["y"] < _SCREEN["height"], (bar, heading)
     assert watch.errors == [], watch.errors
     assert watch.network() == [], f"the report fetched {watch.network()}"
     page.close()
