@@ -40,8 +40,7 @@ from reference import Config, Weights
 
 from .base import Adapter, Capabilities, Output, Unsupported, canonical_output
 from .shared import layer_major, per_layer
-
-SLOW_VARIANTS_ENV = "LSTM_CONFORMANCE_SLOW_VARIANTS"
+from .torch import SLOW_VARIANTS_ENV  # one switch for every slow variant
 KEEP_EXPORTS_ENV = "LSTM_CONFORMANCE_KEEP_EXPORTS"
 _EXPORT_BATCH, _EXPORT_STEPS = 2, 3  # the example input of every export; cases run at their own sizes
 

@@ -48,8 +48,9 @@ def _cudnn_enabled(enabled: bool):
         torch.backends.cudnn.enabled = before
 
 
-#: jit-script / jit-trace: the module deployed through TorchScript (torch_jit.py), batch-first
-_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn", "jit-script", "jit-trace")
+#: jit-script / jit-trace / compile: the module deployed through TorchScript or torch.compile (torch_jit.py)
+_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn", "jit-script", "jit-trace", "compile")
+SLOW_VARIANTS_ENV = "LSTM_CONFORMANCE_SLOW_VARIANTS"
 _CACHE_SIZE = 32  # modules kept per adapter; a ci run meets a few dozen structures
 
 
@@ -121,6 +122,9 @@ class TorchAdapter(Adapter):
     def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
         if variant == "cudnn" and (device != "gpu" or "gpu" not in self.devices()):
             return "no GPU"  # cuDNN exists only on CUDA devices; run with --device gpu
+        if variant == "compile" and not os.environ.get(SLOW_VARIANTS_ENV):
+            return (f"slow: torch.compile took ~29 s per new structure here (one per drawn config); set "
+                    f"{SLOW_VARIANTS_ENV}=1 to run it")
         return super().variant_unavailable_reason(variant, device)
 
     def unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
@@ -326,7 +330,7 @@ class TorchAdapter(Adapter):
         """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)."""
         if handle.variant == "unbatched":
             return self._run_unbatched(handle.entry.module, x, lengths, state)
-        if handle.variant.startswith("jit-"):
+        if handle.variant in ("jit-script", "jit-trace", "compile"):
             from .torch_jit import compile_path, run_rows
 
             key = state is not None and handle.variant == "jit-trace"  # a trace fixes whether a state is passed
