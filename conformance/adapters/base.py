@@ -152,6 +152,11 @@ class Adapter:
             return f"{self.name} has no variant {variant!r} (has {', '.join(self.variants)})"
         return None
 
+    def variant_options(self, variant: str) -> frozenset:
+        """The options ``variant`` supports (``capabilities.options`` unless a variant has fewer): a property
+        that needs one it lacks is skipped for that variant, not drawn and refused case by case."""
+        return self.capabilities.options
+
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         """MASK-2 rules this adapter/variant can produce for ``config`` ('carry', 'zero')."""
         return ("carry", "zero")

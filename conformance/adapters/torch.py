@@ -48,8 +48,10 @@ def _cudnn_enabled(enabled: bool):
         torch.backends.cudnn.enabled = before
 
 
-#: jit-script / jit-trace / compile: the module deployed through TorchScript or torch.compile (torch_jit.py)
-_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn", "jit-script", "jit-trace", "compile")
+#: jit-script / jit-trace / compile: the module deployed through TorchScript or torch.compile; cell-loop: the
+#: same weights in nn.LSTMCell stepped by a Python loop (torch_paths.py)
+PATH_VARIANTS = ("jit-script", "jit-trace", "compile", "cell-loop")
+_VARIANTS = ("batch_first", "time_major", "unbatched", "cudnn", *PATH_VARIANTS)
 SLOW_VARIANTS_ENV = "LSTM_CONFORMANCE_SLOW_VARIANTS"
 _CACHE_SIZE = 32  # modules kept per adapter; a ci run meets a few dozen structures
 
@@ -134,6 +136,8 @@ class TorchAdapter(Adapter):
         reason = super().unsupported_reason(config, variant, device)
         if reason:
             return reason
+        if variant == "cell-loop" and config.proj_size:
+            return "cell-loop: nn.LSTMCell has no projection (proj_size)"
         # nn.LSTM's gates are fixed: sigmoid for i, f, o and tanh for g and the cell output (GATE-2).
         if config.activation != "tanh" or config.recurrent_activation != "sigmoid":
             return (f"{self.name}: activations are fixed to activation='tanh', recurrent_activation='sigmoid' "
@@ -271,7 +275,13 @@ class TorchAdapter(Adapter):
                               weights=from_torch(sd, cfg), kernel_path=kernel_path)
 
     # ---- training mode (spec/training.md TRAIN-*) -------------------------------------------------------------
+    def variant_options(self, variant: str) -> frozenset:
+        options = self.capabilities.options
+        return options - {"proj_size"} if variant == "cell-loop" else options  # nn.LSTMCell has no projection
+
     def dropout_unsupported_reason(self, config: Config, variant: str, device: str) -> str | None:
+        if variant == "cell-loop":  # nn.LSTM's dropout acts between layers; a custom loop applies its own
+            return "cell-loop: nn.LSTMCell has no dropout (a loop over cells applies its own between layers)"
         return self.unsupported_reason(config, variant, device)
 
     def build_dropout(self, config: Config, weights: Weights, *, dropout: float, recurrent_dropout: float,
@@ -329,15 +339,13 @@ class TorchAdapter(Adapter):
     def _run(self, handle: _Handle, x, lengths, state):
         """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)."""
         if handle.variant == "unbatched":
-            return self._run_unbatched(handle.entry.module, x, lengths, state)
-        if handle.variant in ("jit-script", "jit-trace", "compile"):
-            from .torch_jit import compile_path, run_rows
+            from .torch_paths import run_unbatched
 
-            key = state is not None and handle.variant == "jit-trace"  # a trace fixes whether a state is passed
-            call = handle.entry.compiled.get(key)
-            if call is None:
-                call = handle.entry.compiled[key] = compile_path(handle.variant, handle.entry.module, key)
-            return run_rows(call, x, lengths, state)
+            return run_unbatched(handle.entry.module, x, lengths, state)
+        if handle.variant in PATH_VARIANTS:  # torch_paths.py: TorchScript, torch.compile, an LSTMCell loop
+            from .torch_paths import run_path
+
+            return run_path(handle.variant, handle.entry.module, handle.entry.compiled, x, lengths, state)
         return self._run_batched(handle.entry.module, x, lengths, state, time_major=handle.variant == "time_major")
 
     @staticmethod
@@ -365,24 +373,6 @@ class TorchAdapter(Adapter):
         if time_major:
             y = y.transpose(0, 1)
         return y, hn, cn
-
-    @staticmethod
-    def _run_unbatched(module, x, lengths, state):
-        """One unbatched ``(T_b, d)`` call per row (h0 ``(D*L, H)``); a right-padded row is its first
-        ``length`` steps, the rest of its output zeros, as pad_packed_sequence gives (MASK-2 'zero')."""
-        import torch
-
-        B, T, _ = x.shape
-        ys, hs, cs = [], [], []
-        for b in range(B):
-            n = T if lengths is None else int(lengths[b])
-            y, (hn, cn) = module(x[b, :n], None if state is None else (state[0][:, b], state[1][:, b]))
-            if n < T:
-                y = torch.cat([y, y.new_zeros((T - n, y.shape[1]))])
-            ys.append(y)
-            hs.append(hn)
-            cs.append(cn)
-        return torch.stack(ys), torch.stack(hs, dim=1), torch.stack(cs, dim=1)
 
     def bare_forward(self, handle: _Handle, x: np.ndarray):
         """bench/: ``module(x)`` alone on an already converted tensor (the unbatched variant on row 0)."""

@@ -94,9 +94,11 @@ class Checker:
 
     def require(self, *options: str) -> None:
         """Skip (and record) when the adapter lacks an option this property needs."""
-        missing = [o for o in options if o not in self.adapter.capabilities.options]
-        if missing:
-            reason = f"{self.adapter.name} does not support {', '.join(missing)}"
+        missing = [o for o in options if o not in self.adapter.variant_options(self.variant)]
+        if missing:  # named with the variant only where the adapter's other variants have the option
+            who = self.adapter.name + ("" if any(o not in self.adapter.capabilities.options for o in missing)
+                                       else f":{self.variant}")
+            reason = f"{who} does not support {', '.join(missing)}"
             self._record(self._result(CheckKind.REQUIREMENTS, Verdict.SKIP, message=reason))
             pytest.skip(reason)
 
