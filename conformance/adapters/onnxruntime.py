@@ -15,7 +15,11 @@ How the ONNX op maps onto the canonical API (FACTS "ONNX", spec/layouts.md LAYOU
   only ("Batchwise recurrent operations (layout == 1) are not supported"), so X is time-major (T, B, I).
 
 Variants: ``initializers`` (weights are constant initializers, as in an exported model; ORT may prepack
-them) and ``inputs`` (weights fed at run time; one session per structure, reused).
+them), ``inputs`` (weights fed at run time; one session per structure, reused) and ``layout1`` (the node with
+``layout=1``: X ``(B, T, I)``, initial and final states ``(B, D, H)``, Y ``(B, T, D, H)``, weights as
+initializers). Before any check of ``layout1`` the installed runtime is asked once, on a one-unit node; a
+runtime that refuses it (ORT 1.32: the message above) makes every ``layout1`` check a skip carrying the
+runtime's own words, and one that runs it gets every check.
 
 Speed: a session costs ~1-10 ms to build against ~0.1-1 ms to run a small case. ``inputs`` builds one per
 structure (batch and time symbolic) and feeds the weights. ``initializers`` cannot share a session between
@@ -33,6 +37,7 @@ import hashlib
 import numpy as np
 
 from reference import Config, Weights
+from reference.weights import LayerWeights
 from reference.activations import parse_activation
 from reference.layouts import to_onnx
 
@@ -42,7 +47,7 @@ from .shared import LayerCache, layer_major, lengths_from_mask, per_layer
 OPSET = 14  # LSTM-14: the current LSTM (adds `layout`)
 _INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
 _WEIGHTS = ("W", "R", "B", "P")
-_VARIANTS = ("initializers", "inputs")
+_VARIANTS = ("initializers", "inputs", "layout1")
 _CACHE_SIZE = 32  # sessions kept per adapter and variant (one per structure, optional-input set, and for
 #                   the initializers variant weight content)
 
@@ -98,6 +103,28 @@ class OnnxRuntimeAdapter(Adapter):
         return {"onnxruntime": onnxruntime.__version__, "onnx": onnx.__version__}
 
     # ---- per-case support ---------------------------------------------------------------------
+    def variant_unavailable_reason(self, variant: str, device: str) -> str | None:
+        if variant == "layout1":
+            if not hasattr(self, "_layout1"):
+                self._layout1 = None  # the probe builds through this check
+                self._layout1 = self._probe_layout1()
+                self._support.clear()  # the probe's own config was answered before the probe knew
+            if self._layout1:
+                return self._layout1
+        return super().variant_unavailable_reason(variant, device)
+
+    def _probe_layout1(self) -> str | None:
+        """The runtime's own refusal of ``layout=1`` on a one-unit node, or None when it runs it."""
+        import onnxruntime
+
+        cfg = Config(input_dim=1, units=1, return_sequences=True, return_state=True, dtype="float32")
+        weights = Weights([[LayerWeights(W=np.zeros((4, 1, 1)), U=np.zeros((4, 1, 1)), b=np.zeros((4, 1)))]])
+        try:
+            self.forward(self.build(cfg, weights, variant="layout1"), np.zeros((1, 2, 1)))
+        except Exception as exc:  # noqa: BLE001 - whatever the runtime raises is its answer
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+            return f"onnxruntime {onnxruntime.__version__} refuses layout=1: {first}"
+        return None
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
         return ("zero",)  # MASK-2: ORT zero-fills Y past each sequence length
 
@@ -122,8 +149,10 @@ class OnnxRuntimeAdapter(Adapter):
                                           variant, device)
 
     # ---- graph building -------------------------------------------------------------------------
-    def _attributes(self, config: Config) -> dict:
+    def _attributes(self, config: Config, layout: int = 0) -> dict:
         attrs: dict[str, Any] = {"hidden_size": config.units}
+        if layout:
+            attrs["layout"] = layout  # LSTM-14: batch-major X, Y, initial and final states
         attrs["direction"] = ("bidirectional" if config.bidirectional else "reverse" if config.go_backwards
                               else "forward")
         acts = [config.recurrent_act, config.act, config.act]  # f, g, h (ONNX); g and h share `activation`
@@ -147,14 +176,14 @@ class OnnxRuntimeAdapter(Adapter):
             attrs["input_forget"] = 1
         return attrs
 
-    def _model(self, config: Config, shapes: dict[str, tuple], initializers: dict[str, np.ndarray]):
+    def _model(self, config: Config, shapes: dict[str, tuple], initializers: dict[str, np.ndarray], layout: int = 0):
         import onnx
         from onnx import TensorProto, helper, numpy_helper
 
         names = [n if n in shapes else "" for n in _INPUTS]
         while names[-1] == "":
             names.pop()
-        node = helper.make_node("LSTM", names, ["Y", "Y_h", "Y_c"], **self._attributes(config))
+        node = helper.make_node("LSTM", names, ["Y", "Y_h", "Y_c"], **self._attributes(config, layout))
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(config.dtype))
         graph_inputs = [helper.make_tensor_value_info(n, TensorProto.INT32 if n == "sequence_lens" else elem, shapes[n])
                         for n in names if n and n not in initializers]
@@ -179,7 +208,7 @@ class OnnxRuntimeAdapter(Adapter):
             structure = self._structures[cfg] = (repr(sorted(self._attributes(cfg).items())), cfg.dtype,
                                                  cfg.input_dim, cfg.use_bias, cfg.peepholes)
         cache, key, inits = self._sessions[handle.variant], (structure, optional), {}
-        if handle.variant == "initializers":
+        if handle.variant in ("initializers", "layout1"):
             key, inits = key + (handle.digest,), handle.weights
         session = cache.get(key)
         if session is None:
@@ -188,7 +217,8 @@ class OnnxRuntimeAdapter(Adapter):
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 1  # the suite's small cases: threads cost more than they save
             opts.log_severity_level = 3
-            session = cache.put(key, ort.InferenceSession(self._model(cfg, shapes, inits).SerializeToString(), opts,
+            model = self._model(cfg, shapes, inits, layout=int(handle.variant == "layout1"))
+            session = cache.put(key, ort.InferenceSession(model.SerializeToString(), opts,
                                                           providers=["CPUExecutionProvider"]))
         return session
 
@@ -200,7 +230,7 @@ class OnnxRuntimeAdapter(Adapter):
         self.require_supported(config, variant, device)
         tensors = {k: np.ascontiguousarray(v.astype(config.dtype)) for k, v in to_onnx(weights, config).items()}
         digest = ""
-        if variant == "initializers":
+        if variant in ("initializers", "layout1"):
             h = hashlib.sha1()
             for k, v in sorted(tensors.items()):
                 h.update(f"{k}{v.shape}".encode())
@@ -209,6 +239,8 @@ class OnnxRuntimeAdapter(Adapter):
         return _Handle(config, variant, tensors, digest)  # LAYOUT-4
 
     def _feed_x(self, handle: _Handle, x: np.ndarray) -> np.ndarray:
+        if handle.variant == "layout1":
+            return np.ascontiguousarray(x.astype(handle.config.dtype))  # layout 1: (B, T, I)
         return np.ascontiguousarray(x.transpose(1, 0, 2).astype(handle.config.dtype))  # layout 0: (T, B, I)
 
     def bare_forward(self, handle: _Handle, x: np.ndarray):
@@ -229,21 +261,27 @@ class OnnxRuntimeAdapter(Adapter):
         if mask is not None:
             lengths = lengths_from_mask(self.name, mask, masked_output, via="sequence_lens")
             feed["sequence_lens"] = lengths.astype(np.int32)
+        batch_major = handle.variant == "layout1"
         if initial_state is not None:
-            # STATE-1: one layer; (D, B, H), index 0 forward
-            h0, c0 = layer_major(initial_state)
-            feed["initial_h"], feed["initial_c"] = np.stack(h0).astype(cfg.dtype), np.stack(c0).astype(cfg.dtype)
+            # STATE-1: one layer; (D, B, H), index 0 forward; layout 1: (B, D, H)
+            h0, c0 = (np.stack(s).astype(cfg.dtype) for s in layer_major(initial_state))
+            feed["initial_h"], feed["initial_c"] = (h0.transpose(1, 0, 2), c0.transpose(1, 0, 2)) if batch_major \
+                else (h0, c0)
         shapes = {"X": ("T", "B", cfg.input_dim), "sequence_lens": ("B",), "initial_h": (D, "B", cfg.units),
                   "initial_c": (D, "B", cfg.units)}
+        if batch_major:
+            shapes.update(X=("B", "T", cfg.input_dim), initial_h=("B", D, cfg.units), initial_c=("B", D, cfg.units))
         session = self._session(handle, {n: shapes[n] for n in feed})
         if handle.variant == "inputs":
             feed.update(handle.weights)
         Y, Yh, Yc = session.run(None, feed)  # Y (T, D, B, H) in original time order per direction
+        if batch_major:  # layout 1: Y (B, T, D, H), Y_h and Y_c (B, D, H)
+            Y, Yh, Yc = Y.transpose(1, 2, 0, 3), Yh.transpose(1, 0, 2), Yc.transpose(1, 0, 2)
         seqs = [Y[:, d].transpose(1, 0, 2) for d in range(D)]
         if cfg.go_backwards:
             seqs[0] = seqs[0][:, ::-1]  # DIR-2: ONNX 'reverse' returns original order; the spec, processing order
         output = canonical_output(cfg, *seqs)
-        kernel_path = "cpu:const-weights" if handle.variant == "initializers" else "cpu:fed-weights"
+        kernel_path = "cpu:fed-weights" if handle.variant == "inputs" else "cpu:const-weights"
         return Output(output=output, h=per_layer(Yh, 1, D), c=per_layer(Yc, 1, D), kernel_path=kernel_path)
 
     def param_count(self, handle: _Handle) -> int:
