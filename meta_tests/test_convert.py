@@ -233,3 +233,18 @@ def test_flax_cells_made_inline_are_a_flat_list_the_shapes_group(tmp_path):
     with pytest.raises(ValueError, match=r"tensor layer 1 forward ii/kernel: expected shape \(4, 4\), found \(3, 4\)"):
         _convert(tmp_path / "src.msgpack", tmp_path / "k2.npz", stated={"bidirectional": False})
     assert not (tmp_path / "k2.npz").exists()
+
+
+def test_a_unidirectional_flax_stack_written_here_reads_back_without_flags(tmp_path):
+    """Each layer under its RNN's ``cell`` is one layer: the paths tell a 2-layer stack from a bidirectional
+    layer, where the shapes alone (inputs 3, then 4 = units) could be either."""
+    pytest.importorskip("flax.serialization")
+    config = Config(input_dim=3, units=4, num_layers=2)
+    src = _keras_npz(tmp_path / "src.npz", config)
+    code, log = _convert(src, tmp_path / "m.msgpack", stated={"num_layers": 2})
+    assert code == 0, log
+    code, log = _convert(tmp_path / "m.msgpack", tmp_path / "back.npz")  # no flags
+    assert code == 0 and "layers=2 bidirectional=False" in log, log
+    want, got = np.load(src), np.load(tmp_path / "back.npz")
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)

@@ -191,6 +191,7 @@ class TorchOnnxAdapter(Adapter):
         if not handle.sessions:
             self._session(handle, False)
         path = next(iter(handle.sessions.values()))[1]
+        self._last = [path]  # artifacts(): the graph this count read
         floats = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
         model = onnx.load(str(path))
         return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats))

@@ -144,8 +144,10 @@ def run_path(variant: str, lstm: torch.nn.LSTM, cache: dict, x: torch.Tensor, le
     if variant == "cell-loop":
         if "cells" not in cache:
             cache["cells"] = _cells(lstm)
-        return run_cells(cache["cells"], x, lengths, state)
-    key = state is not None and variant == "jit-trace"  # a trace fixes whether a state is passed
+        return run_cells(cache["cells"], x, lengths, state)  # nn.LSTMCell has no dropout (declared)
+    # a trace fixes whether a state is passed; a trace and a script both fix the training flag (dropout on/off)
+    # they were made with, so a handle called in both modes (inference, then training) gets one of each
+    key = (state is not None and variant == "jit-trace", lstm.training)
     if key not in cache:
         cache[key] = compile_path(variant, lstm, key)
     return run_rows(cache[key], x, lengths, state)

@@ -15,8 +15,9 @@ Flax (LAYOUT-5): the ``params`` of ``flax.linen.LSTMCell`` / ``nnx.LSTMCell`` (`
 starting ``backward`` is the backward direction (``nn.Bidirectional``'s ``backward_rnn``), and cells that share
 the rest of their path are one layer; layers are taken in the order of the number in their path
 (``layers_0``, ``layers_1``, ...). Cells whose paths say neither (made inline in a compact module:
-``OptimizedLSTMCell_0``, ``_1``, ...) are a flat list, read like a Keras ``get_weights()`` list: the shapes
-tell one bidirectional layer from two stacked ones where they differ, else ``--layers``/``--bidirectional``. The tree written is ``{"params": {"layers_<l>": {"cell": cell}}}`` (a
+``OptimizedLSTMCell_0``, ``_1``, ...; none under an ``RNN``'s ``cell``) are a flat list, read like a Keras
+``get_weights()`` list: the shapes tell one bidirectional layer from two stacked ones where they differ, else
+``--layers``/``--bidirectional``. The tree written is ``{"params": {"layers_<l>": {"cell": cell}}}`` (a
 bidirectional layer: ``{"forward_rnn": {"cell": ...}, "backward_rnn": {"cell": ...}}``), linen's split-cell
 names; reading and writing need flax.
 """
@@ -108,11 +109,12 @@ def read_flax(path: Path) -> dict:
         tree = serialization.msgpack_restore(path.read_bytes())
     except Exception as exc:  # msgpack's own errors vary by release
         raise ValueError(f"{path}: not a flax.serialization msgpack file ({type(exc).__name__}: {exc})") from exc
-    found = []
+    found, paths = [], []
 
     def walk(node, parts: tuple[str, ...]) -> None:
         cell = flax_cell(node)
         if cell is not None:
+            paths.append(parts)
             direction = 1 if any(p.startswith("backward") for p in parts) else 0
             layer = tuple(p for p in parts if not p.startswith(("backward", "forward")) and p != "cell")
             found.append((layer, direction, cell))
@@ -127,7 +129,8 @@ def read_flax(path: Path) -> dict:
     found.sort(key=lambda c: (_natural(c[0]), c[1]))
     marked = any(direction for _, direction, _ in found) or any(
         p.startswith(("forward", "backward")) for layer, _, _ in found for p in layer)
-    if not marked and len({layer for layer, _, _ in found}) == len(found):
+    in_rnn = any(path[-1:] == ("cell",) for path in paths)  # nn.RNN's cell attribute: one RNN, one layer
+    if not marked and not in_rnn and len({layer for layer, _, _ in found}) == len(found):
         # cells made inline in a compact module (``OptimizedLSTMCell_0``, ``_1``, ...): their paths do not say
         # which cells are one layer's two directions; like a Keras list, the shapes or the flags must
         return {"cells": [cell for _, _, cell in found], "layers": None}
