@@ -149,7 +149,7 @@ def run_path(variant: str, lstm: torch.nn.LSTM, cache: dict, x: torch.Tensor, le
     # they were made with, so a handle called in both modes (inference, then training) gets one of each
     key = (state is not None and variant == "jit-trace", lstm.training)
     if key not in cache:
-        cache[key] = compile_path(variant, lstm, key)
+        cache[key] = compile_path(variant, lstm, key[0])
     return run_rows(cache[key], x, lengths, state)
 
 
