@@ -25,6 +25,7 @@ from reference import MERGE_MODES, Config, from_keras, to_keras
 
 from ..base import Adapter, Capabilities, Output, Unsupported
 from ..shared import LayerCache, per_layer
+from .construction import RNN_CELL, rnn_cell_layer
 from .names import GELU_TANH_NAME, gelu_approximate, keras_activations
 from .probe import PathProbe, numpy_zeros
 
@@ -140,6 +141,8 @@ class KerasAdapterBase(Adapter):
         kw.update(kernel_initializer=zeros, recurrent_initializer=zeros, bias_initializer=zeros, unit_forget_bias=False)
         kw.update(self._variant_kwargs(variant))
         kw.update(extra or {})  # e.g. build_dropout's dropout / recurrent_dropout / seed (TRAIN-*)
+        if variant == RNN_CELL:  # the same layer built as RNN(LSTMCell(...)) (construction.py)
+            return rnn_cell_layer(keras, config.units, config.dtype, kw)
         return keras.layers.LSTM(config.units, **kw)
 
     def _build_layers(self, config: Config, variant: str, device: str, stateful: bool, batch: int | None,

@@ -51,7 +51,7 @@ JAX_CACHE_ENV = "LSTM_CONFORMANCE_JAX_CACHE_DIR"
 class _Keras3Adapter(KerasAdapterBase):
     backend = ""  # keras.backend.backend() this adapter needs, also the framework module imported and reported
     capabilities = keras_capabilities("hard_sigmoid_keras3")
-    variants = ("default", "unroll", "impl1", "cudnn")
+    variants = ("default", "unroll", "impl1", "cudnn", "rnn-cell")
 
     # ---- environment -------------------------------------------------------------------------
     def _keras(self):
@@ -103,7 +103,7 @@ class _Keras3Adapter(KerasAdapterBase):
     # ---- variants ------------------------------------------------------------------------------
     def _variant_kwargs(self, variant):
         return {"default": {}, "unroll": {"unroll": True}, "impl1": {"implementation": 1},
-                "cudnn": {"use_cudnn": True}}[variant]
+                "cudnn": {"use_cudnn": True}, "rnn-cell": {}}[variant]
 
     def variant_unavailable_reason(self, variant, device):
         if variant != "cudnn":

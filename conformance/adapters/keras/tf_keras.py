@@ -24,7 +24,7 @@ __all__ = ["TfKerasAdapter"]
 class TfKerasAdapter(KerasAdapterBase):
     name = "tf-keras"
     capabilities = keras_capabilities("hard_sigmoid_keras2")
-    variants = ("impl2", "impl1", "unroll")
+    variants = ("impl2", "impl1", "unroll", "rnn-cell")
     requires = ("tensorflow", "tf_keras")
     #: tf_runner: eager time steps before a structure's chain is traced (an eager step ~2.5 ms against a
     #: trace ~500 ms per layer-direction, measured in CPU time, TF 2.21 on 2 cores)
@@ -55,7 +55,7 @@ class TfKerasAdapter(KerasAdapterBase):
     # ---- variants ------------------------------------------------------------------------------
     def _variant_kwargs(self, variant):
         return {"impl2": {"implementation": 2}, "impl1": {"implementation": 1},
-                "unroll": {"unroll": True}}[variant]
+                "unroll": {"unroll": True}, "rnn-cell": {}}[variant]
 
     # ---- running -------------------------------------------------------------------------------
     def _make_runner(self, struct, handle, signature, probe):
@@ -81,7 +81,7 @@ class TfKerasAdapter(KerasAdapterBase):
     def _kernel_path(self, handle, cell_ran):
         layer = handle.structure.layers[0]
         lstm = self._lstms(layer)[0]
-        if not lstm._could_use_gpu_kernel:
+        if not getattr(lstm, "_could_use_gpu_kernel", False):  # RNN(LSTMCell) has no fused kernel
             return "generic-unrolled" if handle.variant == "unroll" else "generic"
         # tf-keras swaps standard_lstm for cudnn_lstm by grappler where a GPU takes the inputs
         return "cudnn" if handle.device == "gpu" else "standard_lstm"

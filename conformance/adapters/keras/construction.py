@@ -1,0 +1,23 @@
+"""Other ways to construct the same Keras LSTM layer, as adapter variants (each has had its own bugs).
+
+``rnn-cell``: ``RNN(LSTMCell(...))`` instead of ``LSTM(...)``, in Keras 3 and tf-keras. The generic RNN loop
+steps the cell's ``call``: never the fused LSTM kernels (cuDNN, tf-keras' ``standard_lstm``, Keras 3's
+``backend.lstm``), so the same config runs through code the ``LSTM`` layer may skip. The cell takes the math
+arguments, ``RNN`` the loop arguments; the weights live in ``layer.cell`` as in an ``LSTM``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RNN_CELL", "rnn_cell_layer"]
+
+RNN_CELL = "rnn-cell"
+#: LSTM constructor arguments that belong to the cell when the layer is built as RNN(LSTMCell)
+_CELL_ARGS = frozenset({"activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+                        "bias_initializer", "unit_forget_bias", "dropout", "recurrent_dropout", "seed", "implementation"})
+
+
+def rnn_cell_layer(keras, units: int, dtype: str, kw: dict):
+    """``RNN(LSTMCell(units, **cell arguments of kw), **the rest of kw)``."""
+    cell_kw = {k: v for k, v in kw.items() if k in _CELL_ARGS}
+    rnn_kw = {k: v for k, v in kw.items() if k not in _CELL_ARGS}
+    return keras.layers.RNN(keras.layers.LSTMCell(units, dtype=dtype, **cell_kw), **rnn_kw)
