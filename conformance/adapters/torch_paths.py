@@ -12,8 +12,7 @@ paths wrap it the way users deploy it, in a module whose ``forward`` calls it:
   sizes and lengths (the dynamic axes of an exported graph). One trace with an initial state and one without;
 - ``compile``: ``torch.compile(StateCall(lstm))`` (default backend, inductor: needs a C++ compiler). Measured
   here (torch 2.13.0, 2 shared cores): ~29 s for the first call of a new structure, 0.6-0.9 s for a new shape
-  after that, so the variant runs only with ``LSTM_CONFORMANCE_SLOW_VARIANTS=1``.
-
+  after that, so the variant runs only with ``LSTM_CONFORMANCE_SLOW_VARIANTS=1``;
 - ``cell-loop``: ``nn.LSTMCell`` per layer and direction, stepped over time in Python as users write a
   custom loop (:func:`run_cells`), the cells holding the ``nn.LSTM``'s own parameters.
 
@@ -30,9 +29,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["StateCall", "compile_path", "run_rows", "run_cells", "run_path", "run_unbatched", "JIT_VARIANTS"]
-
-JIT_VARIANTS = ("jit-script", "jit-trace", "compile")
+__all__ = ["StateCall", "compile_path", "run_rows", "run_cells", "run_path", "run_unbatched"]
 
 
 class StateCall(torch.nn.Module):
