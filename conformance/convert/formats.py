@@ -10,10 +10,7 @@ architecture (the layout function applied to zero weights), so the layouts are w
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,10 +101,9 @@ def read(path: Path, fmt: str):
 def _import_keras():
     """Keras 3 on KERAS_BACKEND, else on the first installed of tensorflow, jax, torch (not keras.json's choice,
     which may name a framework this environment lacks)."""
-    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
-        chosen = next((b for b in ("tensorflow", "jax", "torch") if importlib.util.find_spec(b) is not None), None)
-        if chosen:
-            os.environ["KERAS_BACKEND"] = chosen
+    from ..adapters.keras.compat import choose_backend
+
+    choose_backend(("tensorflow", "jax", "torch"))
     import keras
 
     return keras

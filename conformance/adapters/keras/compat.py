@@ -9,11 +9,25 @@ arithmetic). Supported range: Keras 3.0.0 to the latest, on TensorFlow, JAX and 
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
 from contextlib import nullcontext
 
-__all__ = ["device_scope"]
+__all__ = ["device_scope", "choose_backend"]
 
 _FORMS: dict[tuple[str, str], str] = {}  # (backend, device) -> the name this release's keras.device accepts
+
+
+def choose_backend(candidates: tuple[str, ...]) -> None:
+    """Before Keras is imported, with KERAS_BACKEND unset: the first installed of ``candidates``. Keras reads its
+    backend once, at import, from KERAS_BACKEND, else ``~/.keras/keras.json`` (often 'tensorflow'), which may
+    name a framework this environment lacks."""
+    if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+        return
+    chosen = next((b for b in candidates if importlib.util.find_spec(b) is not None), None)
+    if chosen:
+        os.environ["KERAS_BACKEND"] = chosen
 
 
 def _native_scope(backend: str, device: str):

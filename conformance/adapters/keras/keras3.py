@@ -20,14 +20,12 @@ taken whenever there is no mask and ``use_cudnn`` is not False, even with ``unro
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 
 from ..base import Unsupported
 from ..shared import ieee_matmuls_jax, ieee_matmuls_tf, ieee_matmuls_torch, right_padded_lengths, torch_devices
 from .base import KerasAdapterBase, keras_capabilities
-from .compat import device_scope
+from .compat import choose_backend, device_scope
 from .tf_runner import tf_devices, tf_runner
 
 __all__ = ["KerasTensorFlowAdapter", "KerasJaxAdapter", "KerasTorchAdapter"]
@@ -60,12 +58,7 @@ class _Keras3Adapter(KerasAdapterBase):
         return keras
 
     def unavailable_reason(self):
-        # Keras reads its backend once, at import: KERAS_BACKEND, else ~/.keras/keras.json (often 'tensorflow').
-        # A run that asks for this backend where its framework is installed and nothing chose yet gets it,
-        # instead of a keras.json choice that may not even be installed
-        if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND") \
-                and importlib.util.find_spec(self.backend) is not None:
-            os.environ["KERAS_BACKEND"] = self.backend
+        choose_backend((self.backend,))  # a run asking for this backend gets it where nothing chose one yet
         try:
             import keras
         except ImportError as exc:
