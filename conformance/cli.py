@@ -29,8 +29,7 @@ from pathlib import Path
 from reference.params import MAX_MODEL_LAYERS as MAX_LAYERS
 from reference.params import MAX_MODEL_UNITS as MAX_SIZE
 
-#: calibrate --cases bound (conformance.calibration.calibrate.MAX_CASES; not imported here: that pulls in hypothesis)
-MAX_CASES = 1_000_000
+MAX_CASES = 1_000_000  #: calibrate --cases bound (calibrate.MAX_CASES; importing it would pull in hypothesis)
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_ENVIRONMENT", "EXIT_INTERRUPTED",
            "MAX_SIZE", "MAX_LAYERS"]
@@ -221,7 +220,7 @@ def cmd_false_alarms(args, extra: list[str]) -> int:
 
     _require_installed([args.backend])
     return run_false_alarms(args.backend, args.seeds, Path(args.report_dir), thorough=args.thorough_runs,
-                            extra=extra)
+                            extra=extra, previous=args.include_previous)
 
 
 def cmd_bisect(args) -> int:
@@ -362,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--thorough-runs", type=_bounded(0, 100), default=1,
                     help="thorough-profile runs, each with a random seed (0: none)")
     pf.add_argument("--report-dir", default="reports/false-alarms")
+    pf.add_argument("--include-previous", action="store_true", help="also count earlier runs in --report-dir")
     pf.set_defaults(func=cmd_false_alarms, takes_extra=True)
     return p
 

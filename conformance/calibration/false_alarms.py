@@ -9,6 +9,7 @@ cases with their reason, and the known findings (xfails) seen.
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -47,39 +48,65 @@ def _one_run(backend: str, profile: str, seed: int | None, report_dir: Path, ext
 
 
 def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: int = 1, extra=(),
-                     out=sys.stdout) -> int:
-    """Run and summarise; 0 when nothing failed or crashed outside the known findings, else 1."""
+                     previous: bool = False, out=sys.stdout) -> int:
+    """Run and summarise; 0 when nothing failed or crashed outside the known findings, else 1.
+
+    ``previous``: also count the runs of this backend that earlier invocations left in ``report_dir``
+    (``fa-<backend>-*``), each listed with the commit it ran on, so volume accumulates across sessions."""
     if seeds < 0:
         raise ValueError(f"--seeds {seeds}: expected a count >= 0")
     rng = random.SystemRandom()
     plan = [("dev", rng.randrange(2**32)) for _ in range(seeds)] + [("thorough", rng.randrange(2**32))
                                                                    for _ in range(thorough)]
     tally = Tally()
+    done = set()
     for profile, seed in plan:
         run_dir, rc, seconds = _one_run(backend, profile, seed, Path(report_dir), list(extra))
-        records, problems = read_run_results(run_dir)  # every results*.jsonl (also of an `-n N` run)
-        n = Counter(r.verdict.value for r in records)
-        tally.runs.append({"profile": profile, "seed": seed, "rc": rc, "seconds": seconds, "counts": dict(n),
-                           "dir": str(run_dir)})
-        print(f"  {profile:<8} seed {seed if seed is not None else '-':<11} exit {rc}  {seconds:6.0f}s  "
-              + ", ".join(f"{v} {c}" for v, c in sorted(n.items())), file=out)
-        for line in problems:
-            print(f"    note: {line}", file=out)
-        if rc not in (0, 1) or not records:  # a run that could not start or checked nothing proves nothing
-            tally.unexplained.append(f"{profile} seed {seed}: the run exited {rc} with {len(records)} records "
-                                     f"(see {run_dir})")
-        for r in records:
-            tally.counts[r.verdict.value] += 1
-            tally.value_checks += r.check in VALUE_CHECKS and r.verdict is not Verdict.SKIP
-            if r.verdict.failing:
-                tally.unexplained.append(f"{profile} seed {seed}: {r.verdict.value} {r.property} "
-                                         f"[{', '.join(r.implicated or r.rules)}] {r.message[:300]}")
-            elif r.verdict is Verdict.INCONCLUSIVE:
-                tally.inconclusive[", ".join(r.implicated) or r.message.split(":")[0]] += 1
-            elif r.verdict is Verdict.XFAIL:
-                tally.findings[", ".join(r.implicated) or "?"] += 1
+        done.add(run_dir.name)
+        _tally(tally, run_dir, profile, seed, rc, seconds, out)
+    if previous:
+        for run_dir in sorted(Path(report_dir).glob(f"fa-{backend}-*")):
+            info = _run_info(run_dir)
+            if run_dir.name in done or not info:
+                continue
+            seconds = (info.get("finished") or info.get("started") or 0) - (info.get("started") or 0)
+            _tally(tally, run_dir, info.get("profile"), info.get("hypothesis_seed"), None, seconds, out,
+                   note=f"earlier run, {info.get('status')}, commit {info.get('suite_commit') or 'not recorded'}, "
+                        + time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.get("started") or 0)))
     _print(backend, tally, out)
     return 1 if tally.unexplained else 0
+
+
+def _run_info(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _tally(tally: Tally, run_dir: Path, profile, seed, rc: int | None, seconds: float, out, note: str = "") -> None:
+    records, problems = read_run_results(run_dir)  # every results*.jsonl (also of an `-n N` run)
+    n = Counter(r.verdict.value for r in records)
+    tally.runs.append({"profile": profile, "seed": seed, "rc": rc, "seconds": seconds, "counts": dict(n),
+                       "dir": str(run_dir)})
+    print(f"  {profile or '?':<8} seed {seed if seed is not None else '-':<11} exit {'-' if rc is None else rc}  "
+          f"{seconds:6.0f}s  " + ", ".join(f"{v} {c}" for v, c in sorted(n.items())) + (f"  ({note})" if note else ""),
+          file=out)
+    for line in problems:
+        print(f"    note: {line}", file=out)
+    if (rc is not None and rc not in (0, 1)) or not records:  # a run that could not start or checked nothing
+        tally.unexplained.append(f"{profile} seed {seed}: the run exited {rc} with {len(records)} records "
+                                 f"(see {run_dir})")
+    for r in records:
+        tally.counts[r.verdict.value] += 1
+        tally.value_checks += r.check in VALUE_CHECKS and r.verdict is not Verdict.SKIP
+        if r.verdict.failing:
+            tally.unexplained.append(f"{profile} seed {seed}: {r.verdict.value} {r.property} "
+                                     f"[{', '.join(r.implicated or r.rules)}] {r.message[:300]}")
+        elif r.verdict is Verdict.INCONCLUSIVE:
+            tally.inconclusive[", ".join(r.implicated) or r.message.split(":")[0]] += 1
+        elif r.verdict is Verdict.XFAIL:
+            tally.findings[", ".join(r.implicated) or "?"] += 1
 
 
 def _print(backend: str, t: Tally, out) -> None:

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -207,6 +208,20 @@ class RunLocked(RuntimeError):
     """Another process is writing the same run folder."""
 
 
+def suite_commit() -> str | None:
+    """The checkout's commit (``git describe --always --dirty``), so a run's numbers name the code that made
+    them; None outside a git checkout (an installed wheel) or without git."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=10"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 class ResultWriter:
     """Appends :class:`Result` lines to ``run_dir/results.jsonl``; thread-safe, one write per line.
 
@@ -243,6 +258,7 @@ class ResultWriter:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | truncate | os.O_APPEND, 0o644)
         if worker is None:
             self.run_info.setdefault("started", time.time())
+            self.run_info.setdefault("suite_commit", suite_commit())
             self.run_info["status"] = "running"
             write_json_atomic(self.run_dir / "run.json", self.run_info)
 
