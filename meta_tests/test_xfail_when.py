@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from broken_adapters import GateSwapAdapter
 
+from conformance.adapters.numpy_ref import NumpyAdapter
 from conformance.harness.checker import Checker, CheckFailure
 from conformance.harness.judge import Target
 from conformance.harness.results import ResultWriter
@@ -101,8 +102,6 @@ def test_shipped_xfail_files_parse():
 def test_a_finding_whose_cases_pass_is_counted_as_fixed_here(tmp_path):
     """On the correct numpy adapter a finding's described cases pass: the stats show it, so the plugin can
     say "fixed here?" instead of silently ignoring a stale entry."""
-    from conformance.adapters.numpy_ref import NumpyAdapter
-
     (entry,) = _findings(tmp_path, 'when = { dtype = "float64" }')
     cfg = Config(input_dim=2, units=3, dtype="float64")
     case = Case(cfg, random_weights(cfg, np.random.default_rng(1)), np.random.default_rng(2).normal(size=(2, 4, 2)))
@@ -111,3 +110,52 @@ def test_a_finding_whose_cases_pass_is_counted_as_fixed_here(tmp_path):
                       case_xfails=(entry,), finding_stats=stats)
     checker.forward(case)
     assert stats[entry.source] == {"rule": "GATE-1", "versions": "*", "pass": 1, "xfail": 0}
+
+
+class _CrashingAdapter(NumpyAdapter):
+    """Crashes on bidirectional configs (a release whose Bidirectional cannot be called), runs the rest."""
+
+    name = BACKEND
+
+    def forward(self, handle, x, **kw):
+        if handle.config.bidirectional:
+            raise ValueError("Bidirectional cannot be called")
+        return super().forward(handle, x, **kw)
+
+
+def _crash_checker(tmp_path) -> Checker:
+    (entry,) = _findings(tmp_path, "when = { bidirectional = true }")
+    return Checker(target=Target(_CrashingAdapter()), sink=None, rules=("BIDI-3",), test_id="t", property="p",
+                   case_xfails=(entry,), save_repros=False)
+
+
+def _bidi_case(bidirectional=True) -> Case:
+    cfg = Config(input_dim=2, units=3, bidirectional=bidirectional)
+    return Case(cfg, random_weights(cfg, np.random.default_rng(1)), np.random.default_rng(2).normal(size=(2, 4, 2)))
+
+
+def test_a_test_whose_every_case_is_a_known_crash_stops_early(tmp_path):
+    """Each known crash rejects its draw; once KNOWN_CRASH_STOP cases in a row from the test's first were the
+    known crash, the test stops (skip naming the finding) instead of hypothesis drawing hundreds more."""
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    from conformance.harness.checker import KNOWN_CRASH_STOP
+
+    checker = _crash_checker(tmp_path)
+    for _ in range(KNOWN_CRASH_STOP - 1):
+        with pytest.raises(UnsatisfiedAssumption):
+            checker.forward(_bidi_case())
+    with pytest.raises(pytest.skip.Exception, match=r"stopped after 5 cases, each the known crash .*GATE-1"):
+        checker.forward(_bidi_case())
+
+
+def test_a_known_crash_among_cases_that_run_does_not_stop_the_test(tmp_path):
+    from hypothesis.errors import UnsatisfiedAssumption
+
+    from conformance.harness.checker import KNOWN_CRASH_STOP
+
+    checker = _crash_checker(tmp_path)
+    checker.forward(_bidi_case(bidirectional=False))  # a case that runs (and passes)
+    for _ in range(KNOWN_CRASH_STOP + 2):
+        with pytest.raises(UnsatisfiedAssumption):  # the known crash: rejected, the test goes on drawing
+            checker.forward(_bidi_case())

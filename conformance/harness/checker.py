@@ -37,6 +37,12 @@ class CheckFailure(AssertionError):
     pass
 
 
+#: a test stops (pytest skip, with the finding named) once this many cases in a row, from its first, were one
+#: known crash: drawing on would record hundreds more of the same crash (e.g. every Bidirectional case on a
+#: release whose Bidirectional cannot be called) while hypothesis looks for a case that does not crash
+KNOWN_CRASH_STOP = 5
+
+
 class Sink(Protocol):
     """Where results go: a ResultWriter during a run, a list while replaying a repro blob."""
 
@@ -77,6 +83,10 @@ class Checker:
     #: how the failure being replayed was shrunk (set by the plugin before hypothesis' final call): the time
     #: bound, shrink steps run and whether the bound stopped them; added to the failing record's metrics
     shrink: dict | None = None
+    #: known crashes recorded by this test and checks that ended any other way (pass, fail, inconclusive,
+    #: a known disagreement): a test whose every case is a known crash stops after KNOWN_CRASH_STOP of them
+    known_crashes: int = 0
+    other_outcomes: int = 0
 
     def __repr__(self) -> str:  # hypothesis prints the fixture in falsifying examples: keep it one word
         return f"check[{self.adapter.name}:{self.variant}]"
@@ -258,12 +268,17 @@ class Checker:
             if entry is not None:  # a known crash for this kind of case: recorded, the test goes on
                 record(Verdict.XFAIL, message=f"{entry.describe()}: {message}", finding=entry)
                 self._count_finding(case, "xfail", entry)
+                self.known_crashes += 1
+                if self.known_crashes >= KNOWN_CRASH_STOP and not self.other_outcomes:
+                    pytest.skip(f"stopped after {self.known_crashes} cases, each the known crash "
+                                f"{entry.describe()} (no case of this test ran without it)")
                 reject()
             if _is_final():
                 verdict = Verdict.XFAIL if self.expect_fail else Verdict.CRASH
                 record(verdict, message=known + message, repro=self._blob(case, kind), finding=self.expect_fail,
                        traceback="".join(traceback.format_exception(exc)))
             raise
+        self.other_outcomes += 1  # the call ran: a pass, a fail or a known disagreement, not a known crash
         if j.ok:
             record(Verdict.PASS, judgement=j)
             self._count_finding(case, "pass")
