@@ -28,6 +28,8 @@ BUILTIN: dict[str, str] = {
     "flax": "conformance.adapters.flax:FlaxAdapter",
     "torch-onnx": "conformance.adapters.exported:TorchOnnxAdapter",
     "torch-onnx-dynamo": "conformance.adapters.exported:TorchOnnxDynamoAdapter",
+    "tf-keras-litert": "conformance.adapters.litert:TfKerasLiteRTAdapter",
+    "keras-torch-onnx": "conformance.adapters.keras_onnx:KerasTorchOnnxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

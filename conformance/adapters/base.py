@@ -124,6 +124,9 @@ class Adapter:
     #: rules every check of this adapter exercises besides the property's own, e.g. its weight layout
     #: (LAYOUT-3 for torch: a wrong conversion fails every forward check)
     exercises: tuple[str, ...] = ()
+    #: fraction of the profile's max_examples each property draws for this adapter (at least 1 example): below
+    #: 1 for a path whose every case is an export or conversion of seconds, so a run fits the CI limit
+    examples_scale: float = 1.0
 
     # ---- environment -------------------------------------------------------------------------
     #: modules the framework needs; the default unavailable_reason imports them

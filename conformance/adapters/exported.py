@@ -46,6 +46,26 @@ _EXPORT_BATCH, _EXPORT_STEPS = 2, 3  # the example input of every export; cases 
 
 
 @dataclass
+class ExportFolder:
+    """A temporary folder for one export, never in the repository: removed when the object it is tied to
+    (:meth:`remove_with`) is dropped, unless ``LSTM_CONFORMANCE_KEEP_EXPORTS=DIR`` keeps every export in DIR."""
+
+    path: Path
+    keep: bool
+
+    def remove_with(self, owner) -> None:
+        if not self.keep:
+            weakref.finalize(owner, shutil.rmtree, str(self.path), True)
+
+
+def export_folder(prefix: str) -> ExportFolder:
+    keep = os.environ.get(KEEP_EXPORTS_ENV)
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    return ExportFolder(Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=keep or None)), bool(keep))
+
+
+@dataclass
 class _Handle:
     config: Config
     variant: str
@@ -113,13 +133,9 @@ class TorchOnnxAdapter(Adapter):
                                batch_first=True, bidirectional=config.bidirectional, proj_size=config.proj_size)
         module = module.to(dtype=getattr(torch, config.dtype)).eval()
         module.load_state_dict(th.params)
-        keep = os.environ.get(KEEP_EXPORTS_ENV)
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-{variant}-", dir=keep or None))
-        handle = _Handle(config, variant, module, folder)
-        if not keep:
-            weakref.finalize(handle, shutil.rmtree, str(folder), True)
+        folder = export_folder(f"{self.name}-{variant}")
+        handle = _Handle(config, variant, module, folder.path)
+        folder.remove_with(handle)
         return handle
 
     def _export(self, handle: _Handle, with_state: bool):

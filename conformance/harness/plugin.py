@@ -6,12 +6,10 @@ Properties that take the ``check`` fixture are parametrized over ``backend:varia
 line to ``<report-dir>/<run-id>/results.jsonl``.
 
 Hypothesis' example database keeps each property's saved failures under a key of its own per backend and
-variant (hypothesis gives parametrized tests one only where it sees a ``parametrize`` mark, and these are
-parametrized from ``pytest_generate_tests``). Replaying another backend's saved failures is explicit:
-``--replay-failures-from`` adds them to what hypothesis reads first, and the terminal summary counts them.
-
-Under pytest-xdist (``-n N``) the controller holds the run folder and each worker writes its own results file
-(harness.fanout); a derandomized profile draws the same cases per test either way.
+variant (hypothesis keys a ``parametrize`` mark, not ``pytest_generate_tests``). Replaying another backend's
+saved failures is explicit: ``--replay-failures-from`` adds them to what hypothesis reads first, and the
+terminal summary counts them. Under pytest-xdist (``-n N``) the controller holds the run folder and each worker
+writes its own results file (harness.fanout); a derandomized profile draws the same cases per test either way.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ from .judge import Target
 from .rules import property_name, property_rules
 from .results import CheckKind, Result, ResultWriter, RunLocked, Verdict, validate_run_id
 from .xfails import load_xfails, version_matches
-
 
 
 def pytest_addoption(parser):
@@ -204,7 +201,8 @@ def _writer(config) -> ResultWriter:
         for n in names:
             a = _adapter(config, n)
             backends[n] = ({"framework": a.framework, "versions": a.versions(), "devices": a.devices(), "variants":
-                            list(a.variants), "builtin": n in BUILTIN} if isinstance(a, Adapter) else {"unavailable": a})
+                            list(a.variants), "builtin": n in BUILTIN, "examples_scale": a.examples_scale}
+                           if isinstance(a, Adapter) else {"unavailable": a})
         seed = config.getoption("hypothesis_seed", None)
         try:
             state["writer"] = ResultWriter(run_dir, {
@@ -248,6 +246,8 @@ def pytest_collection_modifyitems(session, config, items):
             if not hit:
                 warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
                               f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
+    adapters = [a for a in (_adapter(config, n) for n in _selected(config)) if isinstance(a, Adapter)]
+    profiles.scale_examples(items, min([a.examples_scale for a in adapters], default=1.0))
     if not config.option.collectonly:
         _claim_run(config)
 

@@ -26,3 +26,18 @@ settings.register_profile("thorough", max_examples=300, **_COMMON)
 #: taken are recorded in the failing result's ``metrics["shrink"]``.
 SHRINK_SECONDS = {"dev": 20.0, "ci": 30.0, "thorough": 120.0}
 DEFAULT_SHRINK_SECONDS = 60.0  # a profile registered elsewhere
+
+
+def scale_examples(items, scale: float) -> None:
+    """Draw ``scale`` times the profile's ``max_examples`` (at least 1) in every property test among ``items``:
+    for a backend whose every case is an export or a conversion of seconds (``Adapter.examples_scale``)."""
+    if scale >= 1:
+        return
+    done = set()
+    for item in items:
+        fn = getattr(item, "obj", None)
+        current = getattr(fn, "_hypothesis_internal_use_settings", None)  # what @given runs the test with
+        if current is None or id(fn) in done:
+            continue
+        done.add(id(fn))
+        fn._hypothesis_internal_use_settings = settings(current, max_examples=max(1, round(current.max_examples * scale)))

@@ -1,0 +1,168 @@
+"""A Keras 3 ``LSTM`` on the torch backend exported by Keras' own ``model.export(path, format="onnx")`` and run in
+ONNX Runtime's CPU execution provider: backend name ``keras-torch-onnx``.
+
+Keras documents ``format="onnx"`` for every backend (https://keras.io/api/models/model_saving_apis/export/); on
+torch it goes through ``torch.onnx.export``. The model is a functional ``keras.Model`` around the case's layers
+(the ``keras-torch`` adapter's, same weights conversion, LAYOUT-2) with the inputs the case feeds (``x``, a
+``mask``, the initial states), called once on the case's input (export refuses a model never called) and
+exported. Two variants, as users declare their inputs:
+- ``dynamic``: ``keras.Input(shape=(None, input_dim))``, batch and time free, exported once per weights and
+  inputs and run at every drawn batch size and length (the dynamic-axes check);
+- ``static``: ``keras.Input(shape=(T, input_dim))`` at the case's length, exported per length.
+``Output.kernel_path`` names the graph's recurrence: ``onnx:LSTM`` (an ONNX LSTM node), ``onnx:Loop``/``Scan``,
+or ``onnx:unrolled`` (the steps traced one by one).
+
+Not offered: float64 (ONNX Runtime's CPU LSTM and most of its float64 kernels), stateful layers, gradients,
+dropout, defaults (they would check Keras, not the graph). ``param_count`` is the size of the graph's
+floating-point initializers. Exported files are handled as every exported path's (``exported.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .base import Unsupported
+from .exported import _first_line, export_folder
+from .keras.base import KERAS_OPTIONS
+from .keras.keras3 import KerasTorchAdapter
+
+__all__ = ["KerasTorchOnnxAdapter"]
+
+
+class _Exported:
+    def __init__(self, owner, key, path: Path):
+        import onnxruntime as ort
+
+        self.owner, self.key, self.path = owner, key, path
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        import onnx
+
+        model = onnx.load(str(path))
+        ops = {n.op_type for n in model.graph.node}
+        self.recurrence = next((op for op in ("LSTM", "Loop", "Scan") if op in ops), "unrolled")
+        floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
+        self.params = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats))
+
+
+class KerasTorchOnnxAdapter(KerasTorchAdapter):
+    name = "keras-torch-onnx"
+    framework = "keras (torch backend) -> model.export(format='onnx') -> onnxruntime"
+    variants = ("dynamic", "static")
+    requires = ("keras", "torch", "onnx", "onnxruntime")
+    capabilities = dataclasses.replace(KerasTorchAdapter.capabilities, dtypes=("float32",),
+                                       options=KERAS_OPTIONS - {"stateful", "defaults"})
+    #: half the profile's examples: every case is an export (0.3-1.6 s)
+    examples_scale = 0.5
+
+    def _extra_versions(self):
+        import onnx
+        import onnxruntime
+
+        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+
+    def devices(self):
+        return ["cpu"]
+
+    def _variant_kwargs(self, variant):
+        return {"dynamic": {}, "static": {}}[variant]  # the layer as users build it
+
+    def variant_unavailable_reason(self, variant, device):
+        return None if variant in self.variants else f"{self.name} has no variant {variant!r}"
+
+    def build(self, config, weights, *, variant="dynamic", device="cpu", stateful=False):
+        if stateful:
+            raise Unsupported(f"{self.name}: an exported graph keeps no state between runs")
+        return super().build(config, weights, variant=variant, device=device)
+
+    # ---- export --------------------------------------------------------------------------------
+    def _export(self, struct, handle, x, mask, init, key) -> _Exported:
+        import keras
+
+        cfg = handle.config
+        T = x.shape[1] if handle.variant == "static" else None
+        xin = keras.Input(shape=(T, cfg.input_dim), dtype=cfg.dtype, name="x")
+        inputs, sample = [xin], [x]
+        m = None
+        if mask is not None:
+            m = keras.Input(shape=(T,), dtype="bool", name="mask")
+            inputs.append(m)
+            sample.append(mask)
+        states = None
+        if init is not None:
+            states = [keras.Input(shape=(a.shape[1],), dtype=cfg.dtype, name=f"state{k}") for k, a in enumerate(init)]
+            inputs += states
+            sample += list(init)
+        model = keras.Model(inputs, self._chain(struct.layers, cfg, xin, m, states, self._call_layer))
+        folder = export_folder(self.name)
+        path = folder.path / "model.onnx"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
+                model(sample)  # Keras refuses to export a model never called
+                model.export(str(path), format="onnx", verbose=False)
+        except Exception as exc:  # the exporter's refusal, with its own words
+            raise Unsupported(f"keras model.export(format='onnx') refuses: {type(exc).__name__}: "
+                              f"{_first_line(exc)}") from exc
+        exported = _Exported(struct.owner, key, path)
+        folder.remove_with(exported)
+        return exported
+
+    def _make_runner(self, struct, handle, signature, probe):
+        current: list[_Exported] = []  # the last export: one weights and input set at a time
+
+        def run(x, mask, init):
+            x = np.asarray(x)
+            key = (x.shape[1] if handle.variant == "static" else None, mask is not None,
+                   None if init is None else len(init))
+            if not current or current[0].owner is not struct.owner or current[0].key != key:
+                probe.traced = True  # the kernel path is read from this export
+                current[:] = [self._export(struct, handle, x, mask, init, key)]
+            exp = current[0]
+            feed = [x] + ([np.asarray(mask)] if mask is not None else []) + [np.asarray(a) for a in init or []]
+            self._last, self._recurrence = [exp.path], exp.recurrence
+            return exp.session.run(None, dict(zip(exp.inputs, feed)))
+
+        return run
+
+    def _to_numpy(self, t):
+        return np.asarray(t)
+
+    def _kernel_path(self, handle, cell_ran):
+        return f"onnx:{getattr(self, '_recurrence', '?')}"
+
+    def _precision(self, handle):
+        return "ieee"
+
+    # ---- other API -----------------------------------------------------------------------------
+    def artifacts(self) -> list:
+        return [p for p in getattr(self, "_last", []) if p.exists()]
+
+    def param_count(self, handle):
+        """The exported graph's float initializers, from an export on a batch-1, 2-step input."""
+        struct = handle.structure
+        if struct.owner is not handle:
+            self._assign(struct, handle)
+        x = np.zeros((1, 2, handle.config.input_dim), dtype=handle.config.dtype)
+        exported = self._export(struct, handle, x, None, None, ("count",))
+        self._last = [exported.path]
+        return exported.params
+
+    def bare_forward(self, handle, x):
+        raise Unsupported(f"{self.name}: no bare call measured (every case is an export)")
+
+    def gradient_unsupported_reason(self, config, variant, device):
+        return f"{self.name}: ONNX Runtime computes no gradients"
+
+    def dropout_unsupported_reason(self, config, variant, device):
+        return f"{self.name}: an exported graph runs inference only"
+
+    def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        raise Unsupported(f"{self.name}: an exported graph runs inference only")
