@@ -25,7 +25,7 @@ from reference import MERGE_MODES, Config, from_keras, to_keras
 
 from ..base import Adapter, Capabilities, Output, Unsupported
 from ..shared import LayerCache, per_layer
-from .construction import RNN_CELL, rnn_cell_layer
+from .construction import RNN_CELL, explicit_backward_layer, rnn_cell_layer
 from .names import GELU_TANH_NAME, gelu_approximate, keras_activations
 from .probe import PathProbe, numpy_zeros
 
@@ -159,7 +159,8 @@ class KerasAdapterBase(Adapter):
                 if config.bidirectional:
                     mode = config.effective_merge_mode  # Keras spells merge 'none' as merge_mode=None
                     layer = keras.layers.Bidirectional(lstm, merge_mode=None if mode == "none" else mode,
-                                                       dtype=config.dtype)
+                                                       dtype=config.dtype, **explicit_backward_layer(
+                                                           self, config, variant, l, stateful, layer_kwargs))
                 layer.build((batch, None, config.layer_input_dim(l)))
                 layers.append(layer)
         return layers
