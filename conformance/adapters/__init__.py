@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "torch-onnx-dynamo": "conformance.adapters.exported:TorchOnnxDynamoAdapter",
     "tf-keras-litert": "conformance.adapters.litert:TfKerasLiteRTAdapter",
     "keras-torch-onnx": "conformance.adapters.keras_onnx:KerasTorchOnnxAdapter",
+    "keras-tensorflow-onnx": "conformance.adapters.keras_onnx:KerasTensorFlowOnnxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

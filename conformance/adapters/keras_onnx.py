@@ -1,8 +1,10 @@
-"""A Keras 3 ``LSTM`` on the torch backend exported by Keras' own ``model.export(path, format="onnx")`` and run in
-ONNX Runtime's CPU execution provider: backend name ``keras-torch-onnx``.
+"""A Keras 3 ``LSTM`` exported by Keras' own ``model.export(path, format="onnx")`` and run in ONNX Runtime's CPU
+execution provider: backend names ``keras-torch-onnx`` (Keras on torch; the export goes through
+``torch.onnx.export``) and ``keras-tensorflow-onnx`` (Keras on TensorFlow; through tf2onnx, which turns the layer
+into an ONNX ``LSTM`` node, so ONNX Runtime's LSTM kernel runs it).
 
-Keras documents ``format="onnx"`` for every backend (https://keras.io/api/models/model_saving_apis/export/); on
-torch it goes through ``torch.onnx.export``. The model is a functional ``keras.Model`` around the case's layers
+Keras documents ``format="onnx"`` for the TensorFlow, JAX and torch backends
+(https://keras.io/api/models/model_saving_apis/export/). The model is a functional ``keras.Model`` around the case's layers
 (the ``keras-torch`` adapter's, same weights conversion, LAYOUT-2) with the inputs the case feeds (``x``, a
 ``mask``, the initial states), called once on the case's input (export refuses a model never called) and
 exported. Two variants, as users declare their inputs:
@@ -14,7 +16,8 @@ or ``onnx:unrolled`` (the steps traced one by one).
 
 Not offered: float64 (ONNX Runtime's CPU LSTM and most of its float64 kernels), stateful layers, gradients,
 dropout, defaults (they would check Keras, not the graph). ``param_count`` is the size of the graph's
-floating-point initializers. Exported files are handled as every exported path's (``exported.py``).
+floating-point initializers (keras-torch-onnx: the Keras count, PARAM-1), or of the ONNX LSTM nodes' W, R and
+B (keras-tensorflow-onnx: the ONNX count with its 8u biases, PARAM-3). Exported files are handled as every exported path's (``exported.py``).
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ import numpy as np
 from .base import Unsupported
 from .exported import _first_line, export_folder
 from .keras.base import KERAS_OPTIONS
-from .keras.keras3 import KerasTorchAdapter
+from .keras.keras3 import KerasTensorFlowAdapter, KerasTorchAdapter
 
-__all__ = ["KerasTorchOnnxAdapter"]
+__all__ = ["KerasTorchOnnxAdapter", "KerasTensorFlowOnnxAdapter"]
 
 
 class _Exported:
@@ -49,14 +52,18 @@ class _Exported:
         ops = {n.op_type for n in model.graph.node}
         self.recurrence = next((op for op in ("LSTM", "Loop", "Scan") if op in ops), "unrolled")
         floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
-        self.params = int(sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats))
+        sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats}
+        #: the graph's float constants; with ONNX LSTM nodes, only their W, R, B (and P) inputs: the ONNX
+        #: convention's parameters (PARAM-3), without the exporter's other constants
+        lstm_inputs = [name for n in model.graph.node if n.op_type == "LSTM"
+                       for k, name in enumerate(n.input) if k in (1, 2, 3, 7)]
+        self.params = sum(sizes.get(name, 0) for name in lstm_inputs) if lstm_inputs else sum(sizes.values())
 
 
-class KerasTorchOnnxAdapter(KerasTorchAdapter):
-    name = "keras-torch-onnx"
-    framework = "keras (torch backend) -> model.export(format='onnx') -> onnxruntime"
+class _KerasOnnxExport:
+    """What both exported Keras backends share; mixed in before the backend's Keras adapter."""
+
     variants = ("dynamic", "static")
-    requires = ("keras", "torch", "onnx", "onnxruntime")
     capabilities = dataclasses.replace(KerasTorchAdapter.capabilities, dtypes=("float32",),
                                        options=KERAS_OPTIONS - {"stateful", "defaults"})
     #: half the profile's examples: every case is an export (0.3-1.6 s)
@@ -166,3 +173,23 @@ class KerasTorchOnnxAdapter(KerasTorchAdapter):
 
     def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
         raise Unsupported(f"{self.name}: an exported graph runs inference only")
+
+
+class KerasTorchOnnxAdapter(_KerasOnnxExport, KerasTorchAdapter):
+    name = "keras-torch-onnx"
+    framework = "keras (torch backend) -> model.export(format='onnx') -> onnxruntime"
+    requires = ("keras", "torch", "onnx", "onnxruntime")
+
+
+class KerasTensorFlowOnnxAdapter(_KerasOnnxExport, KerasTensorFlowAdapter):
+    name = "keras-tensorflow-onnx"
+    framework = "keras (tensorflow backend) -> model.export(format='onnx') (tf2onnx) -> onnxruntime"
+    requires = ("keras", "tensorflow", "tf2onnx", "onnx", "onnxruntime")
+
+    def _extra_versions(self):
+        import tf2onnx
+
+        return dict(super()._extra_versions(), tf2onnx=tf2onnx.__version__)
+
+    def param_convention(self, config):
+        return "onnx"  # tf2onnx turns the layer into ONNX LSTM nodes: W, R and the 8u bias B (PARAM-3)

@@ -23,7 +23,7 @@ The Keras layers are the ``tf-keras`` adapter's (same weights conversion, LAYOUT
 conversion and the interpreter. Not offered: float64 (LiteRT's float kernels are float32), stateful layers (a
 converted graph keeps no state between invocations), gradients and dropout (an inference runtime), the
 defaults property (it would check tf-keras's initialisers, not the converted graph). ``param_count`` is the
-number of float elements in the flatbuffer's constant tensors (the weights the graph carries).
+number of float elements in the constant inputs of the fused LSTM ops (a skip where the converter fuses none).
 
 A converted file goes to a temporary folder, removed when the conversion is dropped, unless
 ``LSTM_CONFORMANCE_KEEP_EXPORTS=DIR`` asks to keep every file there; a failing check keeps the file it ran
@@ -59,7 +59,7 @@ class _Converted:
         self.runner = interpreter.get_signature_runner()
         self.n_outputs = len(interpreter.get_output_details())
         self.ops = sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"})
-        self.params = _constant_floats(flatbuffer)
+        self.params = _fused_lstm_params(flatbuffer)
 
     def __call__(self, **inputs) -> list[np.ndarray]:
         # by the signature's names: the tensors' own names ("StatefulPartitionedCall:k") are not in that order
@@ -67,23 +67,33 @@ class _Converted:
         return [np.array(out[f"output_{k}"]) for k in range(self.n_outputs)]
 
 
-def _constant_floats(flatbuffer: bytes) -> int:
-    """Float elements in tensors whose buffer holds data (constants: the weights), over every subgraph."""
+_FUSED_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM")
+
+
+def _fused_lstm_params(flatbuffer: bytes) -> int | None:
+    """Float elements of the constant inputs (weights, peepholes, biases, projection) of the graph's fused LSTM
+    ops, or None when the converter fused none (a loop's other constants are not the layer's parameters)."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    fused = {getattr(schema.BuiltinOperator, name) for name in _FUSED_OPS}
     floats = {schema.TensorType.FLOAT32, schema.TensorType.FLOAT16, schema.TensorType.FLOAT64}
-    seen, total = set(), 0
+    total, found = 0, False
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
-        for t in range(graph.TensorsLength()):
-            tensor = graph.Tensors(t)
-            buf = tensor.Buffer()
-            if buf in seen or tensor.Type() not in floats or model.Buffers(buf).DataLength() == 0:
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            if max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) not in fused:
                 continue
-            seen.add(buf)
-            total += int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
-    return total
+            found = True
+            for t in op.InputsAsNumpy():
+                if t < 0:  # an optional input left out (no peepholes, no projection)
+                    continue
+                tensor = graph.Tensors(int(t))
+                if tensor.Type() in floats and model.Buffers(tensor.Buffer()).DataLength() > 0:
+                    total += int(np.prod(tensor.ShapeAsNumpy()))
+    return total if found else None
 
 
 class TfKerasLiteRTAdapter(TfKerasAdapter):
@@ -93,8 +103,9 @@ class TfKerasLiteRTAdapter(TfKerasAdapter):
     requires = ("tensorflow", "tf_keras", "ai_edge_litert")
     capabilities = dataclasses.replace(keras_capabilities("hard_sigmoid_keras2"), dtypes=("float32",),
                                        options=KERAS_OPTIONS - {"stateful", "defaults"})
-    #: a quarter of the profile's examples: every case is one conversion (two for ``fused``) of 1-7 s
-    examples_scale = 0.25
+    #: a fifth of the profile's examples (2 of the ci profile's 12): every case is one conversion (two for
+    #: ``fused``) of 1-7 s, up to ~30 s for a bidirectional stack on a loaded 2-core machine
+    examples_scale = 0.2
 
     def versions(self):
         if self._versions is None:
@@ -186,14 +197,20 @@ class TfKerasLiteRTAdapter(TfKerasAdapter):
         return [p for p in getattr(self, "_last", []) if p.exists()]
 
     def param_count(self, handle):
-        """Float elements of the converted graph's constants, from a conversion at batch 1, 2 steps."""
+        """Float elements of the fused LSTM ops' constant inputs in the graph a model without returned states
+        converts to (batch 1, 2 steps); Unsupported where the converter fuses nothing (its loop's constants
+        include the converter's own, so they are no parameter count)."""
         struct = handle.structure
         if struct.owner is not handle:
             self._assign(struct, handle)
         chain = self.eager_runner(struct, handle, PathProbe())
+        n_out = 2 if handle.config.effective_merge_mode == "none" else 1
         x = np.zeros((1, 2, handle.config.input_dim), dtype=handle.config.dtype)
-        converted = self._convert(struct, handle, chain, x, None, None)
+        converted = self._convert(struct, handle, lambda *a: chain(*a)[:n_out], x, None, None)
         self._last = [converted.path]
+        if converted.params is None:
+            raise Unsupported(f"{self.name}: the converter fused no LSTM op for this config (ops: "
+                              f"{', '.join(converted.ops)}); a loop's constants are not a parameter count")
         return converted.params
 
     def bare_forward(self, handle, x):
