@@ -218,7 +218,7 @@ def cmd_calibrate(args) -> int:
 def cmd_false_alarms(args, extra: list[str]) -> int:
     from .calibration import run_false_alarms
 
-    _require_installed([args.backend] if args.seeds or args.thorough_runs else [])  # a tally alone runs nothing
+    (_require_installed if args.seeds or args.thorough_runs else _require_known)([args.backend])  # a tally runs none
     return run_false_alarms(args.backend, args.seeds, Path(args.report_dir), thorough=args.thorough_runs,
                             extra=extra, previous=args.include_previous)
 

@@ -77,3 +77,19 @@ def test_calibrate_and_repro_through_the_console_script(tmp_path):
     assert "suggested: K =" in out.stdout and json.loads((tmp_path / "cal.json").read_text())
     merged = cli("calibrate", "--merge", "cal.json", cwd=tmp_path)
     assert merged.returncode == 0 and "suggested" in merged.stdout, merged.stderr
+
+
+@needs_script
+def test_false_alarms_counts_earlier_runs_with_their_commit(tmp_path):
+    """A run of one seed, then a tally of the folder alone (--seeds 0 --thorough-runs 0 --include-previous):
+    the earlier run is counted and listed with the commit it ran on; an empty folder proves nothing (exit 1)."""
+    first = cli("false-alarms", "--backend", "numpy", "--seeds", "1", "--thorough-runs", "0", "--report-dir", "fa",
+                "-k", "param_count", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    tally = cli("false-alarms", "--backend", "numpy", "--seeds", "0", "--thorough-runs", "0", "--include-previous",
+                "--report-dir", "fa", cwd=tmp_path)
+    assert tally.returncode == 0, tally.stdout + tally.stderr
+    assert "false-alarms numpy: 1 runs" in tally.stdout and "earlier run, finished, commit " in tally.stdout
+    empty = cli("false-alarms", "--backend", "numpy", "--seeds", "0", "--thorough-runs", "0", "--include-previous",
+                "--report-dir", "nothing-here", cwd=tmp_path)
+    assert empty.returncode == 1 and "no run of numpy" in empty.stdout

@@ -74,7 +74,9 @@ def run_false_alarms(backend: str, seeds: int, report_dir: Path, *, thorough: in
                    note=f"earlier run, {info.get('status')}, commit {info.get('suite_commit') or 'not recorded'}, "
                         + time.strftime("%Y-%m-%d %H:%M", time.gmtime(info.get("started") or 0)))
     _print(backend, tally, out)
-    return 1 if tally.unexplained else 0
+    if not tally.runs:
+        print(f"  no run of {backend} to count in {report_dir}", file=out)
+    return 1 if tally.unexplained or not tally.runs else 0
 
 
 def _run_info(run_dir: Path) -> dict:
