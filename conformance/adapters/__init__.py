@@ -31,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "tf-keras-litert": "conformance.adapters.litert:TfKerasLiteRTAdapter",
     "keras-torch-onnx": "conformance.adapters.keras_onnx:KerasTorchOnnxAdapter",
     "keras-tensorflow-onnx": "conformance.adapters.keras_onnx:KerasTensorFlowOnnxAdapter",
+    "tf-keras-onnx": "conformance.adapters.keras_onnx:TfKerasOnnxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

@@ -32,8 +32,9 @@ from .base import Unsupported
 from .exported import _first_line, export_folder
 from .keras.base import KERAS_OPTIONS
 from .keras.keras3 import KerasTensorFlowAdapter, KerasTorchAdapter
+from .keras.tf_keras import TfKerasAdapter
 
-__all__ = ["KerasTorchOnnxAdapter", "KerasTensorFlowOnnxAdapter"]
+__all__ = ["KerasTorchOnnxAdapter", "KerasTensorFlowOnnxAdapter", "TfKerasOnnxAdapter"]
 
 
 class _Exported:
@@ -64,6 +65,7 @@ class _KerasOnnxExport:
     """What both exported Keras backends share; mixed in before the backend's Keras adapter."""
 
     variants = ("dynamic", "static")
+    exporter = "keras model.export(format='onnx')"
     capabilities = dataclasses.replace(KerasTorchAdapter.capabilities, dtypes=("float32",),
                                        options=KERAS_OPTIONS - {"stateful", "defaults"})
     #: half the profile's examples: every case is an export (0.3-1.6 s)
@@ -90,9 +92,12 @@ class _KerasOnnxExport:
         return super().build(config, weights, variant=variant, device=device)
 
     # ---- export --------------------------------------------------------------------------------
-    def _export(self, struct, handle, x, mask, init, key) -> _Exported:
-        import keras
+    def _write_onnx(self, model, path: Path) -> None:
+        """The exporter users call (Keras 3: ``model.export``)."""
+        model.export(str(path), format="onnx", verbose=False)
 
+    def _export(self, struct, handle, x, mask, init, key) -> _Exported:
+        keras = self._keras()
         cfg = handle.config
         T = x.shape[1] if handle.variant == "static" else None
         xin = keras.Input(shape=(T, cfg.input_dim), dtype=cfg.dtype, name="x")
@@ -114,10 +119,9 @@ class _KerasOnnxExport:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the exporters' deprecation and tracer warnings
                 model(sample)  # Keras refuses to export a model never called
-                model.export(str(path), format="onnx", verbose=False)
+                self._write_onnx(model, path)
         except Exception as exc:  # the exporter's refusal, with its own words
-            raise Unsupported(f"keras model.export(format='onnx') refuses: {type(exc).__name__}: "
-                              f"{_first_line(exc)}") from exc
+            raise Unsupported(f"{self.exporter} refuses: {type(exc).__name__}: {_first_line(exc)}") from exc
         exported = _Exported(struct.owner, key, path)
         folder.remove_with(exported)
         return exported
@@ -193,3 +197,33 @@ class KerasTensorFlowOnnxAdapter(_KerasOnnxExport, KerasTensorFlowAdapter):
 
     def param_convention(self, config):
         return "onnx"  # tf2onnx turns the layer into ONNX LSTM nodes: W, R and the 8u bias B (PARAM-3)
+
+
+class TfKerasOnnxAdapter(_KerasOnnxExport, TfKerasAdapter):
+    """tf-keras has no ONNX export of its own: its users convert with tf2onnx (``tf2onnx.convert.from_keras``,
+    the input signature from the model's inputs: batch free, time free or the case's), which also turns the
+    layer into ONNX ``LSTM`` nodes."""
+
+    name = "tf-keras-onnx"
+    framework = "tf-keras -> tf2onnx.convert.from_keras -> onnxruntime"
+    exporter = "tf2onnx.convert.from_keras"
+    requires = ("tensorflow", "tf_keras", "tf2onnx", "onnx", "onnxruntime")
+    capabilities = dataclasses.replace(TfKerasAdapter.capabilities, dtypes=("float32",),
+                                       options=KERAS_OPTIONS - {"stateful", "defaults"})
+
+    def versions(self):
+        if self._versions is None:
+            import tf2onnx
+
+            self._versions = dict(super().versions(), **self._extra_versions(), tf2onnx=tf2onnx.__version__)
+        return self._versions
+
+    def _write_onnx(self, model, path):
+        import tensorflow as tf
+        import tf2onnx
+
+        signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+        tf2onnx.convert.from_keras(model, input_signature=signature, output_path=str(path))
+
+    def param_convention(self, config):
+        return "onnx"  # ONNX LSTM nodes: W, R and the 8u bias B (PARAM-3)
