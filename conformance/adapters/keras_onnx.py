@@ -164,6 +164,11 @@ class _KerasOnnxExport:
         x = np.zeros((1, 2, handle.config.input_dim), dtype=handle.config.dtype)
         exported = self._export(struct, handle, x, None, None, ("count",))
         self._last = [exported.path]
+        if self.param_convention(handle.config) == "onnx" and exported.recurrence != "LSTM":
+            # tf2onnx wrote the layer as a loop (an activation the ONNX LSTM node has no name for): its
+            # constants are the weights plus the converter's own, no parameter count
+            raise Unsupported(f"{self.name}: the exporter wrote no ONNX LSTM node for this config "
+                              f"({exported.recurrence} graph); its constants are not a parameter count")
         return exported.params
 
     def bare_forward(self, handle, x):
