@@ -32,6 +32,7 @@ BUILTIN: dict[str, str] = {
     "keras-torch-onnx": "conformance.adapters.keras_onnx:KerasTorchOnnxAdapter",
     "keras-tensorflow-onnx": "conformance.adapters.keras_onnx:KerasTensorFlowOnnxAdapter",
     "tf-keras-onnx": "conformance.adapters.keras_onnx:TfKerasOnnxAdapter",
+    "keras-jax-onnx": "conformance.adapters.keras_onnx:KerasJaxOnnxAdapter",
 }
 
 ENTRY_POINT_GROUP = "lstm_conformance.adapters"

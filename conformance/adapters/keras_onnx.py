@@ -1,7 +1,8 @@
 """A Keras 3 ``LSTM`` exported by Keras' own ``model.export(path, format="onnx")`` and run in ONNX Runtime's CPU
 execution provider: backend names ``keras-torch-onnx`` (Keras on torch; the export goes through
-``torch.onnx.export``) and ``keras-tensorflow-onnx`` (Keras on TensorFlow; through tf2onnx, which turns the layer
-into an ONNX ``LSTM`` node, so ONNX Runtime's LSTM kernel runs it).
+``torch.onnx.export``), ``keras-tensorflow-onnx`` (Keras on TensorFlow; through tf2onnx, which turns the layer
+into an ONNX ``LSTM`` node, so ONNX Runtime's LSTM kernel runs it) and ``keras-jax-onnx`` (Keras on JAX; through
+jax2onnx, a ``Loop`` graph). ``tf-keras-onnx`` converts a tf-keras model with tf2onnx.
 
 Keras documents ``format="onnx"`` for the TensorFlow, JAX and torch backends
 (https://keras.io/api/models/model_saving_apis/export/). The model is a functional ``keras.Model`` around the case's layers
@@ -31,10 +32,10 @@ import numpy as np
 from .base import Unsupported
 from .exported import _first_line, export_folder
 from .keras.base import KERAS_OPTIONS
-from .keras.keras3 import KerasTensorFlowAdapter, KerasTorchAdapter
+from .keras.keras3 import KerasJaxAdapter, KerasTensorFlowAdapter, KerasTorchAdapter
 from .keras.tf_keras import TfKerasAdapter
 
-__all__ = ["KerasTorchOnnxAdapter", "KerasTensorFlowOnnxAdapter", "TfKerasOnnxAdapter"]
+__all__ = ["KerasTorchOnnxAdapter", "KerasTensorFlowOnnxAdapter", "KerasJaxOnnxAdapter", "TfKerasOnnxAdapter"]
 
 
 class _Exported:
@@ -51,7 +52,7 @@ class _Exported:
 
         model = onnx.load(str(path))
         ops = {n.op_type for n in model.graph.node}
-        self.recurrence = next((op for op in ("LSTM", "Loop", "Scan") if op in ops), "unrolled")
+        self.recurrence = "+".join(op for op in ("LSTM", "Loop", "Scan") if op in ops) or "unrolled"
         floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16}
         sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in floats}
         #: the graph's float constants; with ONNX LSTM nodes, only their W, R, B (and P) inputs: the ONNX
@@ -164,11 +165,11 @@ class _KerasOnnxExport:
         x = np.zeros((1, 2, handle.config.input_dim), dtype=handle.config.dtype)
         exported = self._export(struct, handle, x, None, None, ("count",))
         self._last = [exported.path]
-        if self.param_convention(handle.config) == "onnx" and exported.recurrence != "LSTM":
-            # tf2onnx wrote the layer as a loop (an activation the ONNX LSTM node has no name for): its
-            # constants are the weights plus the converter's own, no parameter count
-            raise Unsupported(f"{self.name}: the exporter wrote no ONNX LSTM node for this config "
-                              f"({exported.recurrence} graph); its constants are not a parameter count")
+        if "Loop" in exported.recurrence or "Scan" in exported.recurrence:
+            # a loop body's constants are the weights plus the exporter's own (tf2onnx where an activation has
+            # no ONNX LSTM name, jax2onnx always: 130 for a 128-parameter layer), no parameter count
+            raise Unsupported(f"{self.name}: the exporter wrote the layer as a {exported.recurrence} graph; its "
+                              f"constants are not a parameter count")
         return exported.params
 
     def bare_forward(self, handle, x):
@@ -202,6 +203,19 @@ class KerasTensorFlowOnnxAdapter(_KerasOnnxExport, KerasTensorFlowAdapter):
 
     def param_convention(self, config):
         return "onnx"  # tf2onnx turns the layer into ONNX LSTM nodes: W, R and the 8u bias B (PARAM-3)
+
+
+class KerasJaxOnnxAdapter(_KerasOnnxExport, KerasJaxAdapter):
+    """Keras on JAX exports through jax2onnx (Keras asks for it: "This requires the jax2onnx module")."""
+
+    name = "keras-jax-onnx"
+    framework = "keras (jax backend) -> model.export(format='onnx') (jax2onnx) -> onnxruntime"
+    requires = ("keras", "jax", "jax2onnx", "onnx", "onnxruntime")
+
+    def _extra_versions(self):
+        from importlib.metadata import version
+
+        return dict(super()._extra_versions(), jax2onnx=version("jax2onnx"))  # the module has no __version__
 
 
 class TfKerasOnnxAdapter(_KerasOnnxExport, TfKerasAdapter):
