@@ -63,7 +63,8 @@ class _Exported:
 
 
 class _KerasOnnxExport:
-    """What both exported Keras backends share; mixed in before the backend's Keras adapter."""
+    """What the ONNX-exported Keras backends share; mixed in before the backend's Keras adapter (the Keras 3
+    capabilities; tf-keras-onnx declares its own)."""
 
     variants = ("dynamic", "static")
     exporter = "keras model.export(format='onnx')"
