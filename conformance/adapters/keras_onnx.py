@@ -212,6 +212,10 @@ class KerasJaxOnnxAdapter(_KerasOnnxExport, KerasJaxAdapter):
     name = "keras-jax-onnx"
     framework = "keras (jax backend) -> model.export(format='onnx') (jax2onnx) -> onnxruntime"
     requires = ("keras", "jax", "jax2onnx", "onnx", "onnxruntime")
+    # jax2onnx 0.17.1 refuses a reversed scan ("Reverse scan is not supported in IR pipeline"): declared here so
+    # those draws are not made and refused one export at a time (each refusal cost an export attempt)
+    capabilities = dataclasses.replace(_KerasOnnxExport.capabilities,
+                                       options=_KerasOnnxExport.capabilities.options - {"go_backwards", "bidirectional"})
 
     def _extra_versions(self):
         from importlib.metadata import version
