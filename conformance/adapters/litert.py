@@ -10,8 +10,8 @@ generic ops of its loop (``WHILE``). Two variants:
   converts to; the returned states keep it from being fused);
 - ``fused``: the outputs from a graph that returns only them (a model without returned states, as most
   deployed models are: the converter fuses it where it can), the final states from the ``converted`` graph.
-``Output.kernel_path`` names the ops each converted graph runs (``litert:outputs UNIDIRECTIONAL_SEQUENCE_LSTM;
-states TRANSPOSE+WHILE``), so a report shows which path each check took.
+``Output.kernel_path`` names how each converted graph runs the recurrence (``litert:outputs
+UNIDIRECTIONAL_SEQUENCE_LSTM; states WHILE``), so a report shows which path each check took.
 
 Shapes: with a free time axis the converter refuses (TF 2.21: "'tf.TensorListReserve' op requires
 element_shape to be static during TF Lite transformation pass"), and the fused op's state tensors keep the
@@ -59,6 +59,8 @@ class _Converted:
         self.runner = interpreter.get_signature_runner()
         self.n_outputs = len(interpreter.get_output_details())
         self.ops = sorted({op["op_name"] for op in interpreter._get_ops_details()} - {"DELEGATE"})
+        #: how the graph runs the recurrence (the kernel path): the fused ops, a WHILE loop, or neither
+        self.recurrence = "+".join(op for op in (*_FUSED_OPS, "WHILE") if op in self.ops) or "unrolled"
         self.params = _fused_lstm_params(flatbuffer)
 
     def __call__(self, **inputs) -> list[np.ndarray]:
@@ -173,12 +175,12 @@ class TfKerasLiteRTAdapter(TfKerasAdapter):
 
         def run(x, mask, init):
             flat, conv = invoke("all", x, mask, init)
-            self._last, self._last_ops = [conv.path], [f"{'states ' if len(parts) > 1 else ''}{'+'.join(conv.ops)}"]
+            self._last, self._last_ops = [conv.path], [f"{'states ' if len(parts) > 1 else ''}{conv.recurrence}"]
             if len(parts) > 1:
                 outs, conv = invoke("outputs", x, mask, init)
                 flat = outs + flat[n_out:]
                 self._last.insert(0, conv.path)
-                self._last_ops.insert(0, f"outputs {'+'.join(conv.ops)}")
+                self._last_ops.insert(0, f"outputs {conv.recurrence}")
             return flat
 
         return run
