@@ -26,6 +26,7 @@ the handle is dropped, unless ``LSTM_CONFORMANCE_KEEP_EXPORTS=DIR`` asks to keep
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -214,8 +215,13 @@ class TorchOnnxAdapter(Adapter):
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else ""
+    """The first line of the message that says what went wrong: past Keras' wrapper line ("Exception encountered
+    when calling LSTM.call()."), without its terminal colour codes."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(exc).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) > 1 and lines[0].startswith("Exception encountered when calling"):
+        lines = lines[1:]
+    return lines[0][:300] if lines else ""
 
 
 class TorchOnnxDynamoAdapter(TorchOnnxAdapter):

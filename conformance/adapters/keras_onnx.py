@@ -24,6 +24,7 @@ B (keras-tensorflow-onnx: the ONNX count with its 8u biases, PARAM-3). Exported 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import warnings
 from pathlib import Path
 
@@ -123,6 +124,7 @@ class _KerasOnnxExport:
                 model(sample)  # Keras refuses to export a model never called
                 self._write_onnx(model, path)
         except Exception as exc:  # the exporter's refusal, with its own words
+            shutil.rmtree(folder.path, ignore_errors=True)
             raise Unsupported(f"{self.exporter} refuses: {type(exc).__name__}: {_first_line(exc)}") from exc
         exported = _Exported(struct.owner, key, path)
         folder.remove_with(exported)
@@ -216,6 +218,11 @@ class KerasJaxOnnxAdapter(_KerasOnnxExport, KerasJaxAdapter):
     # those draws are not made and refused one export at a time (each refusal cost an export attempt)
     capabilities = dataclasses.replace(_KerasOnnxExport.capabilities,
                                        options=_KerasOnnxExport.capabilities.options - {"go_backwards", "bidirectional"})
+
+    def variant_options(self, variant):
+        # a free time axis gives the mask its own symbolic length, which JAX's scan refuses ("scan got values with
+        # different leading axis sizes: dim_0_1, dim_1_1"): the dynamic variant takes no mask
+        return super().variant_options(variant) - ({"mask"} if variant == "dynamic" else set())
 
     def _extra_versions(self):
         from importlib.metadata import version

@@ -142,7 +142,7 @@ def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu",
     force (True/False) or leave to chance (None) those inputs; ``regime`` forces TYPICAL or STRESS;
     ``timesteps`` forces the sequence length into a range (e.g. past 64, on purpose)."""
     caps = adapter.capabilities
-    opts = caps.options
+    opts = adapter.variant_options(variant)  # what this variant runs (a variant may offer fewer options)
     fixed = dict(fixed or {})
     regime = regime or _regime(draw)
 
@@ -211,7 +211,7 @@ def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu",
     rng = np.random.default_rng(seed)
     weights = random_weights(config, rng, scale=weight_scale)
     x = rng.normal(size=(batch, timesteps, config.input_dim)) * input_scale
-    m, mask_kind = _draw_mask(draw, caps, rng, batch, timesteps, mask)
+    m, mask_kind = _draw_mask(draw, caps, opts, rng, batch, timesteps, mask)
     rules = adapter.masked_output_rules(config, variant)
     masked_output = draw(st.sampled_from(rules), label="masked_output") if m is not None else rules[0]
 
@@ -225,9 +225,8 @@ def cases(draw, adapter: Adapter, variant: str = "default", device: str = "cpu",
                 regime=regime.name, last_output=adapter.last_output_reading(config, variant))
 
 
-def _draw_mask(draw, caps, rng, batch: int, timesteps: int, wanted: bool | None):
+def _draw_mask(draw, caps, opts, rng, batch: int, timesteps: int, wanted: bool | None):
     """(mask, kind): right-padded or arbitrary per-sample masks, fully masked rows where the adapter allows."""
-    opts = caps.options
     use = ("mask" in opts or "lengths" in opts) and (draw(st.booleans(), label="mask") if wanted is None else wanted)
     if not use:
         return None, "none"
