@@ -252,6 +252,10 @@ class Adapter:
         ``module.train()``): dropout, where the handle has it, is active."""
         raise Unsupported(f"{self.name} has no training-mode call")
 
+    def param_count_unsupported_reason(self, variant: str) -> str | None:
+        """None when :meth:`param_count` can answer on this variant; else why every parameter check skips."""
+        return None
+
     def param_count(self, handle: Any) -> int:
         """The parameter count *as the framework reports it* (count_params(), sum of numel())."""
         raise NotImplementedError

@@ -220,6 +220,10 @@ class KerasJaxOnnxAdapter(_KerasOnnxExport, KerasJaxAdapter):
     capabilities = dataclasses.replace(_KerasOnnxExport.capabilities,
                                        options=_KerasOnnxExport.capabilities.options - {"go_backwards", "bidirectional"})
 
+    def param_count_unsupported_reason(self, variant):
+        return (f"{self.name}: jax2onnx writes the layer as a Loop graph, whose constants are the weights plus the "
+                f"exporter's own (130 for a 128-parameter layer): no parameter count")
+
     def variant_options(self, variant):
         # a free time axis gives the mask its own symbolic length, which JAX's scan refuses ("scan got values with
         # different leading axis sizes: dim_0_1, dim_1_1"): the dynamic variant takes no mask

@@ -122,6 +122,14 @@ class Checker:
             self._record(self._result(CheckKind.GRADIENT, Verdict.SKIP, message=reason))
             pytest.skip(reason)
 
+    def require_param_count(self) -> None:
+        """Skip (and record) when the adapter reports no parameter count on this variant at all (an exported
+        loop graph whose constants include the exporter's own), instead of refusing every draw."""
+        reason = self.adapter.param_count_unsupported_reason(self.variant)
+        if reason:
+            self._record(self._result(CheckKind.PARAMS, Verdict.SKIP, message=reason))
+            pytest.skip(reason)
+
     def gradients(self, case: Case, *, training: bool = False) -> None:
         """GRAD-1/GRAD-2 (and GRAD-3 with ``split``: chained calls): the adapter's gradients of the case's loss."""
         __tracebackhide__ = True  # a failure shows the property's line and the message, not the harness
