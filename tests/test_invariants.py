@@ -8,7 +8,7 @@ across gates), configs and seeds from hypothesis.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from reference import (GATES, Config, LayerWeights, Weights, keras_default_weights, lengths_to_mask, lstm_forward,
