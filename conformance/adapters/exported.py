@@ -66,6 +66,30 @@ def export_folder(prefix: str) -> ExportFolder:
     return ExportFolder(Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=keep or None)), bool(keep))
 
 
+class InferenceOnlyExport:
+    """What an exported or converted Keras path answers the same way whatever its runtime (mixed in before the
+    Keras adapter): the files the last call ran, and no bare call, gradients, dropout or training mode."""
+
+    runtime = "the runtime"  # what runs the graph, e.g. "ONNX Runtime"
+    graph = "an exported graph"
+    per_case = "an export"  # what every case costs
+
+    def artifacts(self) -> list:
+        return [p for p in getattr(self, "_last", []) if p.exists()]
+
+    def bare_forward(self, handle, x):
+        raise Unsupported(f"{self.name}: no bare call measured (every case is {self.per_case})")
+
+    def gradient_unsupported_reason(self, config, variant, device):
+        return f"{self.name}: {self.runtime} computes no gradients"
+
+    def dropout_unsupported_reason(self, config, variant, device):
+        return f"{self.name}: {self.graph} runs inference only"
+
+    def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
+        raise Unsupported(f"{self.name}: {self.graph} runs inference only")
+
+
 @dataclass
 class _Handle:
     config: Config

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Unsupported
-from .exported import _first_line, export_folder
+from .exported import InferenceOnlyExport, _first_line, export_folder
 from .keras.base import KERAS_OPTIONS
 from .keras.keras3 import KerasJaxAdapter, KerasTensorFlowAdapter, KerasTorchAdapter
 from .keras.tf_keras import TfKerasAdapter
@@ -63,9 +63,11 @@ class _Exported:
         self.params = sum(sizes.get(name, 0) for name in lstm_inputs) if lstm_inputs else sum(sizes.values())
 
 
-class _KerasOnnxExport:
+class _KerasOnnxExport(InferenceOnlyExport):
     """What the ONNX-exported Keras backends share; mixed in before the backend's Keras adapter (the Keras 3
     capabilities; tf-keras-onnx declares its own)."""
+
+    runtime = "ONNX Runtime"
 
     variants = ("dynamic", "static")
     exporter = "keras model.export(format='onnx')"
@@ -158,8 +160,6 @@ class _KerasOnnxExport:
         return "ieee"
 
     # ---- other API -----------------------------------------------------------------------------
-    def artifacts(self) -> list:
-        return [p for p in getattr(self, "_last", []) if p.exists()]
 
     def param_count(self, handle):
         """The exported graph's float initializers, from an export on a batch-1, 2-step input."""
@@ -175,18 +175,6 @@ class _KerasOnnxExport:
             raise Unsupported(f"{self.name}: the exporter wrote the layer as a {exported.recurrence} graph; its "
                               f"constants are not a parameter count")
         return exported.params
-
-    def bare_forward(self, handle, x):
-        raise Unsupported(f"{self.name}: no bare call measured (every case is an export)")
-
-    def gradient_unsupported_reason(self, config, variant, device):
-        return f"{self.name}: ONNX Runtime computes no gradients"
-
-    def dropout_unsupported_reason(self, config, variant, device):
-        return f"{self.name}: an exported graph runs inference only"
-
-    def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
-        raise Unsupported(f"{self.name}: an exported graph runs inference only")
 
 
 class KerasTorchOnnxAdapter(_KerasOnnxExport, KerasTorchAdapter):

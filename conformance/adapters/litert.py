@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import Unsupported
-from .exported import _first_line, export_folder
+from .exported import InferenceOnlyExport, _first_line, export_folder
 from .keras.base import KERAS_OPTIONS, PathProbe, keras_capabilities
 from .keras.tf_keras import TfKerasAdapter
 
@@ -98,8 +98,9 @@ def _fused_lstm_params(flatbuffer: bytes) -> int | None:
     return total if found else None
 
 
-class TfKerasLiteRTAdapter(TfKerasAdapter):
+class TfKerasLiteRTAdapter(InferenceOnlyExport, TfKerasAdapter):
     name = "tf-keras-litert"
+    runtime, graph, per_case = "the LiteRT interpreter", "a converted graph", "a conversion"
     framework = "tf-keras -> TFLiteConverter -> LiteRT"
     variants = ("converted", "fused")
     requires = ("tensorflow", "tf_keras", "ai_edge_litert")
@@ -196,8 +197,6 @@ class TfKerasLiteRTAdapter(TfKerasAdapter):
         return "ieee"  # LiteRT's float32 CPU kernels (XNNPACK or reference); no reduced-precision matmul mode
 
     # ---- other API -----------------------------------------------------------------------------
-    def artifacts(self) -> list:
-        return [p for p in getattr(self, "_last", []) if p.exists()]
 
     def param_count(self, handle):
         """Float elements of the fused LSTM ops' constant inputs in the graph a model without returned states
@@ -215,15 +214,3 @@ class TfKerasLiteRTAdapter(TfKerasAdapter):
             raise Unsupported(f"{self.name}: the converter fused no LSTM op for this config (ops: "
                               f"{', '.join(converted.ops)}); a loop's constants are not a parameter count")
         return converted.params
-
-    def bare_forward(self, handle, x):
-        raise Unsupported(f"{self.name}: no bare call measured (every case is a conversion)")
-
-    def gradient_unsupported_reason(self, config, variant, device):
-        return f"{self.name}: the LiteRT interpreter computes no gradients"
-
-    def dropout_unsupported_reason(self, config, variant, device):
-        return f"{self.name}: a converted graph runs inference only"
-
-    def forward_training(self, handle, x, *, mask=None, initial_state=None, masked_output="carry"):
-        raise Unsupported(f"{self.name}: a converted graph runs inference only")
