@@ -90,7 +90,12 @@ def bench_shapes(name: str, repeats: int) -> list[dict]:
                 handle = adapter.build(cfg, next(weights), variant=variant)
                 adapter.forward(handle, x)
 
-            adapter_ms, first_ms = _best_ms(adapter_call, repeats)
+            try:
+                adapter_ms, first_ms = _best_ms(adapter_call, repeats)
+            except Exception as exc:  # noqa: BLE001 - the framework cannot run this shape (e.g. STACK-1 on JAX)
+                first = (str(exc).strip().splitlines() or [""])[0][:120]
+                rows.append({**row, "skip": f"the framework raised {type(exc).__name__}: {first}"})
+                continue
             try:
                 bare = adapter.bare_forward(adapter.build(cfg, random_weights(cfg, rng), variant=variant), x)
                 bare_ms, _ = _best_ms(bare, repeats)
@@ -151,12 +156,12 @@ def main(argv=None) -> int:
     out: dict = {"shapes": [], "profiles": []}
     failed = []
     if not args.no_shapes:
-        print(f"{'adapter':<18}{'variant':<14}{'shape':<24}{'first ms':>10}{'adapter ms':>12}{'bare ms':>14}"
+        print(f"{'adapter':<18}{'variant':<17}{'shape':<24}{'first ms':>10}{'adapter ms':>12}{'bare ms':>14}"
               f"{'ratio':>14}")
         for name in names:
             for r in bench_shapes(name, args.repeats):
                 out["shapes"].append(r)
-                head = f"{r['adapter']:<18}{r['variant']:<14}{r['shape']:<24}"
+                head = f"{r['adapter']:<18}{r['variant']:<17}{r['shape']:<24}"
                 if "skip" in r:
                     print(f"{head}  skipped: {r['skip']}")
                     continue

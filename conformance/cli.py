@@ -254,8 +254,7 @@ def _require_installed(names: list[str]) -> None:
 
     _require_known(names)
     for name in names:
-        reason = load(name).unavailable_reason()
-        if reason:
+        if reason := load(name).cannot_run_reason():
             raise ImportError(f"--backend {name} is not installed here ({reason}); run it where its framework is "
                               f"installed (e.g. tox -e {name})")
 

@@ -116,3 +116,16 @@ def test_workers_files_are_read_together_and_a_rerun_replaces_them(tmp_path):
     serial.close()
     assert [p.name for p in result_files(run)] == ["results.jsonl"]
     assert [r.test for r in load_run(run).records] == ["t4"]
+
+
+def test_collection_end_imports_every_project_module_in_a_fresh_process():
+    """The same local modules are loaded before the first example whatever ran before (Hypothesis reads
+    constants from their source): after the hook, a module only the report imports lazily is loaded, and
+    the report's ``__main__`` (a command) is not run."""
+    code = ("import sys; from conformance.harness.fanout import pytest_collection_finish as hook; "
+            "assert 'conformance.report.gate' not in sys.modules; hook(None); "
+            "print(sorted(m for m in ('conformance.report.gate', 'conformance.diagnosis.command', "
+            "'conformance.report.__main__') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                         cwd=ROOT, check=True).stdout
+    assert out.strip() == "['conformance.diagnosis.command', 'conformance.report.gate']", out

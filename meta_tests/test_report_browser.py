@@ -145,6 +145,9 @@ def test_each_backends_first_failure_is_one_screen_from_the_top_via_the_filters(
         assert {shown.nth(i).get_attribute("data-backend") for i in range(shown.count())} == {backend}
         _save(page, out, f"filter-{backend}.png")
     page.locator("#filters button[type=reset]").click()
+    # the form's reset handler re-applies the filters on the next tick (filters.js: setTimeout(apply, 0))
+    page.wait_for_function("[...document.querySelectorAll('.failure')].every(e => e.offsetParent !== null)",
+                           timeout=5000)
     assert page.locator(".failure:visible").count() == page.locator(".failure").count()
     # a verdict filter: only the known findings, one card per finding
     page.select_option("#filters select[name=verdict]", "xfail")

@@ -167,3 +167,34 @@ def test_run_problems_are_printed_one_line_each_with_control_characters_escaped(
     problems = json.loads((tmp_path / "out" / "summary.json").read_text())["runs"][0]["problems"]
     lines = out.splitlines()
     assert len(lines) == 1 + len(problems) and all(line.startswith("  run evil\\x1b[2J") for line in lines[1:])
+
+
+def test_a_case_seen_on_several_variants_is_one_row_naming_them():
+    """Cases by rule: the variants of a backend draw the same cases, so one case with one outcome is one row
+    that names its variants and the spread of their ratios; another outcome of it is its own row, and the
+    records a row stands for are not counted again as hidden."""
+    from conformance.harness.results import Result, Verdict
+    from conformance.report.view import _cases_by_rule
+
+    config = {"config": {"input_dim": 2, "units": 3, "dtype": "float32"}, "batch": 1, "timesteps": 4}
+    recs = [Result(adapter="torch", verdict=Verdict.PASS, property="forward", variant=v, rules=["GATE-1"],
+                   metrics={"ratio": r}, config=config) for v, r in (("a", 0.5), ("b", 0.75), ("c", 0.5))]
+    recs.append(Result(adapter="torch", verdict=Verdict.FAIL, property="forward", variant="d", rules=["GATE-1"],
+                       metrics={"ratio": 900.0}, config=config, message="ratio 900 > K"))
+    cases = _cases_by_rule(recs)["GATE-1"]
+    rows = [(r["verdict"], r["variant"], r["number"]) for r in cases["rows"]]
+    assert rows == [("fail", "d", "ratio 900"), ("pass", "a, b, c", "ratio 0.5 to 0.75")], rows
+    assert (cases["hidden"], cases["total"]) == (0, 4)
+
+
+def test_cases_that_implicate_the_rule_come_before_those_that_only_exercise_it():
+    from conformance.harness.results import Result, Verdict
+    from conformance.report.view import _cases_by_rule
+
+    def xfail(n, implicated):
+        config = {"config": {"input_dim": 2, "units": n, "dtype": "float64"}, "batch": 1, "timesteps": 4}
+        return Result(adapter="keras-torch", verdict=Verdict.XFAIL, property="masked", rules=["MASK-2", "NUM-5"],
+                      implicated=[implicated], config=config, metrics={"ratio": 1e7})
+    recs = [xfail(n, "NUM-5") for n in range(1, 5)] + [xfail(9, "MASK-2")]
+    first = _cases_by_rule(recs)["MASK-2"]["rows"][0]
+    assert "u=9" in first["config"], first

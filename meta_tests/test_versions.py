@@ -117,3 +117,31 @@ def test_ci_workflow_matrix_covers_every_backend_env():
     assert {b for b, label, _ in rows if label == "latest"} >= backends, "a backend env without a 'latest' job"
     assert len({(b, label) for b, label, _ in rows}) == len(rows), "duplicate (backend, label) rows"
     assert "lstm-conformance report reports" in text and "lstm-conformance gate --baseline" in text
+
+
+def test_declared_floor_refuses_an_older_release_in_one_line(monkeypatch):
+    """An adapter's ``supported`` range: a release below it is named with the range; inside it, or a
+    package the adapter does not declare, runs."""
+    from conformance.adapters.numpy_ref import NumpyAdapter
+
+    adapter = NumpyAdapter()
+    monkeypatch.setattr(NumpyAdapter, "supported", {"numpy": ">=1.16.0"})
+    for have, expect in [("1.15.4", "numpy 1.15.4 is outside the releases numpy drives (numpy>=1.16.0)"),
+                         ("1.16.0", None), ("2.3.0rc1", None), ("2.0.0+local", None)]:
+        monkeypatch.setattr(adapter, "versions", lambda have=have: {"numpy": have})
+        assert adapter.version_unsupported_reason() == expect, have
+    monkeypatch.setattr(NumpyAdapter, "supported", {"other": ">=9"})
+    assert adapter.version_unsupported_reason() is None
+
+
+def test_every_framework_adapter_declares_the_floor_the_readme_states():
+    from conformance.adapters.keras.keras3 import _Keras3Adapter
+    from conformance.adapters.keras.tf_keras import TfKerasAdapter
+    from conformance.adapters.onnxruntime import OnnxRuntimeAdapter
+    from conformance.adapters.torch import TorchAdapter
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme[readme.index("| adapter | floor |"):]
+    for cls in (_Keras3Adapter, TfKerasAdapter, TorchAdapter, OnnxRuntimeAdapter):
+        (package, spec), = cls.supported.items()
+        assert f"`{package}{spec}`" in table, (cls.__name__, package, spec)

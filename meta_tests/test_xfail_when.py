@@ -134,6 +134,8 @@ def _bidi_case(bidirectional=True) -> Case:
     return Case(cfg, random_weights(cfg, np.random.default_rng(1)), np.random.default_rng(2).normal(size=(2, 4, 2)))
 
 
+# the checker's reject() is called here directly, outside a property, to observe what it raises
+@pytest.mark.filterwarnings("ignore:Using `reject` outside a property-based test")
 def test_a_test_whose_every_case_is_a_known_crash_stops_early(tmp_path):
     """Each known crash rejects its draw; once KNOWN_CRASH_STOP cases in a row from the test's first were the
     known crash, the test stops (skip naming the finding) instead of hypothesis drawing hundreds more."""
@@ -149,6 +151,8 @@ def test_a_test_whose_every_case_is_a_known_crash_stops_early(tmp_path):
         checker.forward(_bidi_case())
 
 
+# the checker's reject() is called here directly, outside a property, to observe what it raises
+@pytest.mark.filterwarnings("ignore:Using `reject` outside a property-based test")
 def test_a_known_crash_among_cases_that_run_does_not_stop_the_test(tmp_path):
     from hypothesis.errors import UnsatisfiedAssumption
 

@@ -144,6 +144,32 @@ class Adapter:
     def versions(self) -> dict[str, str]:
         return {}
 
+    #: the releases this adapter drives, per package as :meth:`versions` names it (PEP 440 specifiers): the
+    #: oldest release each was run on (README "Supported releases"); nothing declared means no limit known
+    supported: dict[str, str] = {}
+
+    def version_unsupported_reason(self) -> str | None:
+        """None when every installed package is within :attr:`supported`; otherwise one line naming the
+        release and the range (the run stops with it, rather than recording a crash per check)."""
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        installed = self.versions()
+        for package, spec in self.supported.items():
+            have = installed.get(package)
+            try:
+                inside = have is None or SpecifierSet(spec).contains(Version(have), prereleases=True)
+            except InvalidVersion:
+                continue  # a development build with a non-PEP 440 version string: let it run
+            if not inside:
+                return f"{package} {have} is outside the releases {self.name} drives ({package}{spec})"
+        return None
+
+    def cannot_run_reason(self) -> str | None:
+        """Why a run of this backend stops before its first check: the framework is missing or its release is
+        outside :attr:`supported`; None when it can run."""
+        return self.unavailable_reason() or self.version_unsupported_reason()
+
     def devices(self) -> list[str]:
         return ["cpu"]
 

@@ -20,12 +20,10 @@ What Flax offers and how it maps onto the canonical API (spec/layouts.md LAYOUT-
   out" — Flax defines no output there (MASK-2), so the adapter writes zeros past each length, as its users
   must, and compares under rule 'zero'; the padded positions are the adapter's, the valid ones and the
   final carry ("the state of the last valid element") Flax's.
-- activations: ``gate_fn`` / ``activation_fn`` take any callable; the ``jax.nn`` functions below, each mapped
-  to the registry function it computes (ACT-30).
+- activations: ``gate_fn`` / ``activation_fn`` take any callable: the ``jax.nn`` functions below (ACT-30).
 
-Variants (same math, separately recorded): ``nnx`` (``flax.nnx.LSTMCell``), ``nnx-optimized``
-(``flax.nnx.OptimizedLSTMCell``, fused kernels), ``linen`` (``flax.linen.LSTMCell``) and ``linen-optimized``
-(``flax.linen.OptimizedLSTMCell``: LSTMCell's parameters, gates computed in one matmul).
+Variants (same math, separately recorded): ``nnx`` (``flax.nnx.LSTMCell``), ``nnx-optimized`` (its fused
+kernels), ``linen`` (``flax.linen.LSTMCell``), ``linen-optimized`` (LSTMCell's parameters, gates in one matmul).
 """
 
 from __future__ import annotations
@@ -39,7 +37,8 @@ from reference import Config, Weights
 from reference.layouts import from_flax, from_keras, to_flax, to_keras
 
 from .base import Adapter, Capabilities, GradientOutput, Output, Unsupported, canonical_output
-from .shared import LayerCache, ieee_matmuls_jax, lengths_from_mask
+from .jax_cache import use_compilation_cache
+from .shared import LayerCache, ieee_matmuls_jax, jax_devices, lengths_from_mask
 
 _VARIANTS = ("nnx", "nnx-optimized", "linen", "linen-optimized")
 _CACHE_SIZE = 32  # structures kept (module templates and their jitted runners)
@@ -92,14 +91,7 @@ class FlaxAdapter(Adapter):
 
         return {"flax": flax.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
-    def devices(self) -> list[str]:
-        import jax
-
-        try:
-            gpus = jax.devices("gpu")
-        except RuntimeError:
-            gpus = []
-        return ["cpu"] + (["gpu"] if gpus else [])
+    devices = staticmethod(jax_devices)
 
     # ---- per-case support ---------------------------------------------------------------------
     def masked_output_rules(self, config: Config, variant: str) -> tuple[str, ...]:
@@ -132,7 +124,6 @@ class FlaxAdapter(Adapter):
     def build(self, config: Config, weights: Weights, *, variant: str = "nnx", device: str = "cpu",
               stateful: bool = False) -> _Handle:
         import jax
-        import jax.numpy as jnp
 
         if stateful:
             raise Unsupported(f"{self.name}: RNN keeps no state between calls; the caller carries the carry")
@@ -140,11 +131,13 @@ class FlaxAdapter(Adapter):
         if config.dtype == "float64":
             jax.config.update("jax_enable_x64", True)  # otherwise every float64 array is made float32
         ieee_matmuls_jax(device)  # NUM-3
+        use_compilation_cache(default_on=False)  # XLA's persistent cache where asked for (jax_cache.py)
         runner, template = self._structure(config, variant)
-        dt = getattr(jnp, config.dtype)
         params = []
         for l in range(config.num_layers):
-            tree = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=dt),
+            # numpy leaves: the jitted call moves them to the device in one go (a jnp.asarray per leaf is an
+            # eager conversion op each, ~0.1 ms, most of a small case's time)
+            tree = jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=config.dtype),
                                           self._layer_params(config, weights, variant, l))
             if jax.tree_util.tree_structure(tree) != jax.tree_util.tree_structure(template[l]):
                 raise ValueError(f"layouts gave {jax.tree_util.tree_structure(tree)}, the Flax layer has "
@@ -277,6 +270,14 @@ class FlaxAdapter(Adapter):
 
     def param_count(self, handle: _Handle) -> int:
         return handle.size  # PARAM-4: the total size of the Flax layers' parameter leaves
+
+    def bare_forward(self, handle: _Handle, x: np.ndarray):
+        """The jitted module call :meth:`forward` makes, on a device array converted once (bench/)."""
+        from jax import block_until_ready, device_put
+
+        params, xs = device_put((handle.params, np.asarray(x, handle.config.dtype)))
+        block_until_ready(handle.runner(params, xs, None, None))  # compile outside the timed calls
+        return lambda: block_until_ready(handle.runner(params, xs, None, None))
 
 
 # ---- the two APIs: each returns (runner, template) for one structure -----------------------------------

@@ -116,6 +116,17 @@ def ieee_matmuls_jax(device: str) -> str:
     return "ieee"
 
 
+def jax_devices() -> list[str]:
+    """Devices a JAX-based adapter can run on."""
+    import jax
+
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:  # no GPU backend in this jaxlib
+        gpus = []
+    return ["cpu"] + (["gpu"] if gpus else [])
+
+
 def torch_devices() -> list[str]:
     """Devices a torch-based adapter can run on."""
     import torch

@@ -73,6 +73,7 @@ class _Entry:
     owner: Any = None
     names: tuple[str, ...] = field(default_factory=tuple)
     compiled: dict = field(default_factory=dict)  # jit variants: the scripted / traced callable(s) of module
+    parameters: tuple = ()  # module's parameters in the order of names (copied into without a lookup)
 
 
 class TorchAdapter(Adapter):
@@ -81,6 +82,7 @@ class TorchAdapter(Adapter):
     framework = "torch"
     variants = _VARIANTS
     requires = ("torch",)
+    supported = {"torch": ">=2.0.0"}  # 2.0.0, the oldest wheel for Python 3.11, to 2.13.0 run
     capabilities = Capabilities(
         options=frozenset({"return_sequences", "return_state", "bidirectional", "num_layers", "proj_size",
                            "use_bias=False", "initial_state", "lengths"}),
@@ -150,6 +152,15 @@ class TorchAdapter(Adapter):
 
         return torch.device("cuda" if device == "gpu" else "cpu")
 
+    @staticmethod
+    def _tensor(a, dev, dt):
+        """A numpy array as a tensor of dtype ``dt`` on ``dev`` (on the CPU converted by numpy: no ``.to``)."""
+        import torch
+
+        if dev.type == "cpu":
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=str(dt).removeprefix("torch.")))
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+
     def _module(self, config: Config, variant: str, device: str) -> _Entry:
         """A cached nn.LSTM per structure; new weights are copied in, not rebuilt (building and moving
         a module costs far more than a forward call on the suite's small cases)."""
@@ -165,7 +176,8 @@ class TorchAdapter(Adapter):
                                proj_size=config.proj_size)
         module = module.to(device=self._torch_device(device), dtype=getattr(torch, config.dtype)).eval()
         module.requires_grad_(False)
-        return self._modules.put(key, _Entry(module, names=tuple(n for n, _ in module.named_parameters())))
+        names, parameters = zip(*module.named_parameters())
+        return self._modules.put(key, _Entry(module, names=names, parameters=parameters))
 
     def build(self, config: Config, weights: Weights, *, variant: str = "batch_first", device: str = "cpu",
               stateful: bool = False) -> _Handle:
@@ -181,7 +193,7 @@ class TorchAdapter(Adapter):
         if set(state_dict) != set(entry.names):
             raise ValueError(f"to_torch gave {sorted(state_dict)}, nn.LSTM has {sorted(entry.names)}")
         dev, dt = self._torch_device(device), getattr(torch, config.dtype)
-        params = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device=dev, dtype=dt) for k, v in state_dict.items()}
+        params = {k: self._tensor(v, dev, dt) for k, v in state_dict.items()}
         handle = _Handle(config, variant, device, entry, params)
         self._load(handle)
         return handle
@@ -194,7 +206,7 @@ class TorchAdapter(Adapter):
         if entry.owner is handle:
             return
         with torch.no_grad():
-            for name, p in entry.module.named_parameters():
+            for name, p in zip(entry.names, entry.parameters):
                 p.copy_(handle.params[name])
         entry.owner = handle
 
@@ -207,7 +219,7 @@ class TorchAdapter(Adapter):
         lengths, h0, c0 = self._call_arguments(mask, initial_state, masked_output)
 
         def tensor(a):
-            return torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+            return self._tensor(a, dev, dt)
 
         self._load(handle)
         precision = ieee_matmuls_torch(handle.device) if cfg.dtype == "float32" else "ieee"  # before the call
@@ -332,21 +344,21 @@ class TorchAdapter(Adapter):
     def _kernel_path(self, handle: _Handle) -> str:
         import torch
 
-        cudnn_on = torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled
-        on_gpu = self._torch_device(handle.device).type == "cuda"
-        return "cudnn" if on_gpu and handle.variant == "cudnn" and cudnn_on else "generic"
+        if handle.variant != "cudnn" or self._torch_device(handle.device).type != "cuda":
+            return "generic"
+        return "cudnn" if torch.backends.cudnn.is_available() and torch.backends.cudnn.enabled else "generic"
 
     def _run(self, handle: _Handle, x, lengths, state):
-        """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)."""
-        if handle.variant == "unbatched":
-            from .torch_paths import run_unbatched
+        """nn.LSTM on the batch-major tensor ``x`` (B, T, d) as the variant calls it -> (y (B, T, D*H), h_n, c_n)
+        (torch_paths.py: packed sequences, one call per row, TorchScript, torch.compile, an LSTMCell loop)."""
+        from . import torch_paths as paths
 
-            return run_unbatched(handle.entry.module, x, lengths, state)
-        if handle.variant in PATH_VARIANTS:  # torch_paths.py: TorchScript, torch.compile, an LSTMCell loop
-            from .torch_paths import run_path
-
-            return run_path(handle.variant, handle.entry.module, handle.entry.compiled, x, lengths, state)
-        return self._run_batched(handle.entry.module, x, lengths, state, time_major=handle.variant == "time_major")
+        variant, entry = handle.variant, handle.entry
+        if variant == "unbatched":
+            return paths.run_unbatched(entry.module, x, lengths, state)
+        if variant in PATH_VARIANTS:
+            return paths.run_path(variant, entry.module, entry.compiled, x, lengths, state)
+        return paths.run_batched(entry.module, x, lengths, state, time_major=variant == "time_major")
 
     @staticmethod
     def _output(cfg: Config, y: np.ndarray, hn: np.ndarray, cn: np.ndarray, kernel_path: str, precision: str) -> Output:
@@ -355,39 +367,19 @@ class TorchAdapter(Adapter):
         return Output(output=output, h=per_layer(hn, L, D), c=per_layer(cn, L, D), kernel_path=kernel_path,
                       precision=precision)
 
-    @staticmethod
-    def _run_batched(module, x, lengths, state, *, time_major: bool):
-        import torch
-        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
-        T = x.shape[1]
-        inp = x.transpose(0, 1) if time_major else x
-        if lengths is not None:
-            # enforce_sorted=False: torch sorts by length and permutes h0/h_n back to the caller's order.
-            inp = pack_padded_sequence(inp, torch.as_tensor(lengths, dtype=torch.int64), batch_first=not time_major,
-                                       enforce_sorted=False)
-        y, (hn, cn) = module(inp, state)
-        if lengths is not None:
-            # total_length: keep T steps even when every sequence is shorter than the padded input.
-            y, _ = pad_packed_sequence(y, batch_first=not time_major, total_length=T)
-        if time_major:
-            y = y.transpose(0, 1)
-        return y, hn, cn
-
     def bare_forward(self, handle: _Handle, x: np.ndarray):
-        """bench/: ``module(x)`` alone on an already converted tensor (the unbatched variant on row 0)."""
+        """bench/: the variant's own call (:meth:`_run`: the batch, one call per row, the scripted/traced
+        module, the LSTMCell loop) on an already converted tensor, no lengths, no initial state, no read-back."""
         import torch
 
         cfg, variant = handle.config, handle.variant
         dev, dt = self._torch_device(handle.device), getattr(torch, cfg.dtype)
-        a = x[0] if variant == "unbatched" else (x.transpose(1, 0, 2) if variant == "time_major" else x)
-        inp = torch.from_numpy(np.ascontiguousarray(a)).to(device=dev, dtype=dt)
+        inp = self._tensor(x, dev, dt)
         self._load(handle)
-        module = handle.entry.module
 
         def run():
             with torch.inference_mode(), (_cudnn_enabled(variant == "cudnn") if dev.type == "cuda" else nullcontext()):
-                out = module(inp)
+                out = self._run(handle, inp, None, None)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             return out

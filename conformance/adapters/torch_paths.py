@@ -1,8 +1,9 @@
-"""Other paths to the same torch LSTM: the torch adapter's ``jit-script``, ``jit-trace``, ``compile`` and
-``cell-loop`` variants.
+"""The paths the torch adapter's variants call ``nn.LSTM`` by: ``batch_first`` / ``time_major`` /
+``cudnn`` (:func:`run_batched`, packed sequences for lengths), ``unbatched`` (:func:`run_unbatched`), and the
+other paths to the same LSTM: ``jit-script``, ``jit-trace``, ``compile`` and ``cell-loop``.
 
-Imported only when one of those variants runs (it imports torch at module level: TorchScript compiles
-:class:`StateCall` from this file's source). A scripted ``nn.LSTM`` alone has no Python-callable ``forward``
+Imported when a torch check runs (it imports torch at module level: TorchScript compiles :class:`StateCall`
+from this file's source). A scripted ``nn.LSTM`` alone has no Python-callable ``forward``
 (torch 2.13: its overloads ``forward__0`` / ``forward__1`` are dispatched by the calling script), so both
 paths wrap it the way users deploy it, in a module whose ``forward`` calls it:
 
@@ -17,8 +18,8 @@ paths wrap it the way users deploy it, in a module whose ``forward`` calls it:
   custom loop (:func:`run_cells`), the cells holding the ``nn.LSTM``'s own parameters.
 
 All share the LSTM's parameters (the adapter copies each case's weights into them), so the same module
-serves every case of one structure. Lengths are not packed: each row runs as its own batch-1 call on its
-first ``length`` steps (:func:`run_rows`), which a scripted or traced module takes like any input.
+serves every case of one structure. On these paths lengths are not packed: each row runs as its own batch-1
+call on its first ``length`` steps (:func:`run_rows`), which a scripted or traced module takes like any input.
 torch 2.13 warns that ``torch.jit.script`` / ``trace`` are deprecated; the warning is silenced here.
 """
 
@@ -29,7 +30,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["StateCall", "compile_path", "run_rows", "run_cells", "run_path", "run_unbatched"]
+__all__ = ["StateCall", "compile_path", "run_batched", "run_rows", "run_cells", "run_path", "run_unbatched"]
 
 
 class StateCall(torch.nn.Module):
@@ -43,6 +44,25 @@ class StateCall(torch.nn.Module):
         if h0 is None or c0 is None:
             return self.lstm(x)
         return self.lstm(x, (h0, c0))
+
+
+def run_batched(module, x: torch.Tensor, lengths, state, *, time_major: bool):
+    """(y (B, T, D*H), h_n, c_n) of one ``module`` call on the batch, packed by ``lengths`` when given."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    T = x.shape[1]
+    inp = x.transpose(0, 1) if time_major else x
+    if lengths is not None:
+        # enforce_sorted=False: torch sorts by length and permutes h0/h_n back to the caller's order.
+        inp = pack_padded_sequence(inp, torch.as_tensor(lengths, dtype=torch.int64), batch_first=not time_major,
+                                   enforce_sorted=False)
+    y, (hn, cn) = module(inp, state)
+    if lengths is not None:
+        # total_length: keep T steps even when every sequence is shorter than the padded input.
+        y, _ = pad_packed_sequence(y, batch_first=not time_major, total_length=T)
+    if time_major:
+        y = y.transpose(0, 1)
+    return y, hn, cn
 
 
 def compile_path(variant: str, lstm: torch.nn.LSTM, with_state: bool):
@@ -126,6 +146,10 @@ def run_cells(cells, x: torch.Tensor, lengths, state):
             ys = []
             for t in range(T):
                 h_new, c_new = cell(seq[:, t], (h, c))
+                if lengths is None:  # every step valid: the plain loop a user writes
+                    h, c = h_new, c_new
+                    ys.append(h_new)
+                    continue
                 h, c = torch.where(valid[:, t], h_new, h), torch.where(valid[:, t], c_new, c)
                 ys.append(torch.where(valid[:, t], h_new, torch.zeros_like(h_new)))
             y = torch.stack(ys, dim=1)

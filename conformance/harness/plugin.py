@@ -29,7 +29,7 @@ from .checker import Checker
 from .examples import ReplayDatabase, ShrinkBound, database_key
 from .fanout import CONFIG as _CONFIG, STATE_KEY as _STATE_KEY, WORKER_KEY as _WORKER_KEY, controller_lines
 from .fanout import (from_controller, pytest_configure_node, pytest_runtest_logfinish,  # noqa: F401 (hooks)
-                     pytest_runtest_logreport, pytest_testnodedown)
+                     pytest_collection_finish, pytest_runtest_logreport, pytest_testnodedown)
 from .files import NotWritable, check_writable
 from .judge import Target
 from .rules import property_name, property_rules
@@ -60,6 +60,7 @@ def pytest_configure(config):
     profile = config.getoption("hypothesis_profile", None)
     if not profile:
         settings.load_profile("dev")
+    profiles.pin_draws(settings.get_profile(profile or "dev"))
     given = from_controller(config)  # a pytest-xdist worker: its controller's run id and hypothesis seed
     if config.getoption("hypothesis_seed", None) is None and not settings.get_profile(profile or "dev").derandomize:
         # a random run still gets one recorded seed (run.json, report), so `--hypothesis-seed S` replays it
@@ -67,8 +68,7 @@ def pytest_configure(config):
 
         config.option.hypothesis_seed = str(random.SystemRandom().randrange(2**32))
     _CONFIG["config"] = config
-    shrink = config.getoption("--shrink-seconds", None)
-    if shrink is None:
+    if (shrink := config.getoption("--shrink-seconds", None)) is None:
         shrink = profiles.SHRINK_SECONDS.get(profile or "dev", profiles.DEFAULT_SHRINK_SECONDS)
     config.stash[_STATE_KEY] = {"adapters": {}, "writer": None, "properties": {}, "findings": {},
                                 "isatty": sys.stdout.isatty(), "shrink_seconds": shrink, "replayed": {},
@@ -163,7 +163,7 @@ def _adapter(config, name: str) -> Adapter | str:
     if name not in cache:
         try:
             adapter = load(name)
-            reason = adapter.unavailable_reason()
+            reason = adapter.cannot_run_reason()
             cache[name] = adapter if reason is None else f"{name} not installed: {reason}"
         except ImportError as exc:
             cache[name] = f"{name} not installed: {exc}"
@@ -225,8 +225,10 @@ def pytest_collection_modifyitems(session, config, items):
         return  # no conformance property collected (e.g. the reference's unit tests)
     for name in _selected(config):
         adapter = _adapter(config, name)
-        entries = load_xfails(name)
-        for entry in entries:
+        versions = adapter.versions() if isinstance(adapter, Adapter) else {}
+        for entry in load_xfails(name):
+            if not version_matches(entry.versions, versions):
+                continue  # a finding of other releases: it describes none of this run's tests
             hit = False
             for item in items:
                 callspec = getattr(item, "callspec", None)
@@ -234,18 +236,16 @@ def pytest_collection_modifyitems(session, config, items):
                     continue
                 if callspec.params["backend_variant"][0] != name or not entry.matches(item.nodeid):
                     continue
-                versions = adapter.versions() if isinstance(adapter, Adapter) else {}
-                if version_matches(entry.versions, versions) and entry.conditional:
+                hit = True
+                if entry.conditional:
                     # only the cases its WHEN describes are expected to fail: the Checker decides per case
                     item.stash[_CASE_XFAILS_KEY] = item.stash.get(_CASE_XFAILS_KEY, ()) + (entry,)
-                    hit = True
-                elif version_matches(entry.versions, versions):
+                else:
                     item.add_marker(pytest.mark.xfail(reason=entry.describe(), strict=False))
                     item.stash[_XFAIL_KEY] = entry
-                    hit = True
             if not hit:
                 warnings.warn(f"xfail entry {entry.source} ({entry.pattern}) matches no collected test for "
-                              f"{name} {adapter.versions() if isinstance(adapter, Adapter) else ''}: stale?")
+                              f"{name} {versions}: stale?")
     adapters = [a for a in (_adapter(config, n) for n in _selected(config)) if isinstance(a, Adapter)]
     profiles.scale_examples(items, min([a.examples_scale for a in adapters], default=1.0))
     if not config.option.collectonly:

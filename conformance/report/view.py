@@ -15,8 +15,8 @@ from .summary import tensor_order
 
 __all__ = ["build_view", "case_anchor", "config_brief", "fmt"]
 
-_CASES_NONPASS = 4  # failing/inconclusive/xfail cases listed per matrix cell (all are in results.jsonl)
-_CASES_PASS = 2  # passing/skipped cases listed per matrix cell
+_CASES_NONPASS = 3  # failing/inconclusive/xfail cases (one row per case, its variants named) per matrix cell
+_CASES_PASS = 1  # passing/skipped cases (one row per case) per matrix cell; all are in results.jsonl
 _PARAMS = 15  # checked parameter-count configurations shown per backend (summary.json keeps more)
 _ALERT_LINES = 3  # problems of a run shown in its alert; the rest are folded
 _ORDER = list(Verdict)
@@ -192,9 +192,34 @@ def _row_message(rec: Result) -> str:
     return _clip(rec.message, 160)
 
 
+def _same_case_rows(recs: list[Result]) -> list[dict]:
+    """One row per case and outcome, in first-seen order: the variants of a backend draw the same cases (a
+    derandomized profile), so a case that ran on four variants with one verdict and message is one row naming
+    the four, its numbers from the first (the largest ratio if they differ)."""
+    rows: dict[tuple, dict] = {}
+    for r in recs:
+        brief, message = config_brief(r.config), _row_message(r)
+        key = (r.verdict, r.property, brief, message)
+        row = rows.get(key)
+        if row is None:  # the first record of this case and outcome gives the row its numbers
+            row = rows[key] = {"verdict": r.verdict.value, "property": r.property, "variants": [], "config": brief,
+                               "ratios": [], "number": _numbers(r.metrics), "message": message, "records": 0}
+        row["records"] += 1
+        if r.variant and r.variant != "default" and r.variant not in row["variants"]:
+            row["variants"].append(r.variant)
+        if isinstance(r.metrics.get("ratio"), (int, float)):
+            row["ratios"].append(r.metrics["ratio"])
+    for row in rows.values():
+        ratios = row.pop("ratios")
+        if len(set(ratios)) > 1:
+            row["number"] = f"ratio {fmt(min(ratios))} to {fmt(max(ratios))}"
+        row["variant"] = ", ".join(row.pop("variants"))
+    return list(rows.values())
+
+
 def _cases_by_rule(records: list[Result]) -> dict[str, dict]:
     """rule (natural order) -> {"rows": [...], "hidden": n, "total": n}: a few of the cases needing attention
-    (failing first), then a sample of passes and skips."""
+    (failing first), then a sample of passes and skips; a case seen on several variants is one row."""
     grouped: dict[str, list[Result]] = {}
     for rec in records:
         for rid in rec.rules:
@@ -202,13 +227,13 @@ def _cases_by_rule(records: list[Result]) -> dict[str, dict]:
     out = {}
     for rid in sorted(grouped, key=rule_sort_key):
         recs = grouped[rid]
-        notable = sorted((r for r in recs if r.verdict not in (Verdict.PASS, Verdict.SKIP)),
-                         key=lambda r: _attention(r.verdict))[:_CASES_NONPASS]
-        routine = [r for r in recs if r.verdict in (Verdict.PASS, Verdict.SKIP)][:_CASES_PASS]
-        rows = [{"verdict": r.verdict.value, "property": r.property, "variant": r.variant,
-                 "config": config_brief(r.config), "number": _numbers(r.metrics), "message": _row_message(r)}
-                for r in notable + routine]
-        out[rid] = {"rows": rows, "hidden": len(recs) - len(rows), "total": len(recs)}
+        # within one verdict the cases that implicate this rule first (the others name it as exercised only)
+        notable = _same_case_rows(sorted((r for r in recs if r.verdict not in (Verdict.PASS, Verdict.SKIP)),
+                                         key=lambda r: (_attention(r.verdict), rid not in r.implicated)))
+        notable = notable[:_CASES_NONPASS]
+        routine = _same_case_rows([r for r in recs if r.verdict in (Verdict.PASS, Verdict.SKIP)])[:_CASES_PASS]
+        shown = sum(row["records"] for row in notable + routine)
+        out[rid] = {"rows": notable + routine, "hidden": len(recs) - shown, "total": len(recs)}
     return out
 
 

@@ -25,7 +25,8 @@ from reference import MERGE_MODES, Config, from_keras, to_keras
 
 from ..base import Adapter, Capabilities, Output, Unsupported
 from ..shared import LayerCache, per_layer
-from .construction import RNN_CELL, explicit_backward_layer, rnn_cell_layer
+from .construction import (RNN_CELL, STACKED_CELLS, cell_grid, explicit_backward_layer, rnn_cell_layer, run_chain,
+                           stacked_cells_layer, stacked_cells_unsupported_reason)
 from .names import GELU_TANH_NAME, gelu_approximate, keras_activations
 from .probe import PathProbe, numpy_zeros
 
@@ -110,6 +111,13 @@ class KerasAdapterBase(Adapter):
         raise NotImplementedError
 
     # ---- capabilities per case ---------------------------------------------------------------------
+    def unsupported_reason(self, config, variant, device):
+        return (super().unsupported_reason(config, variant, device)
+                or stacked_cells_unsupported_reason(config, variant))
+
+    def variant_options(self, variant):  # Bidirectional over RNN([cells]) is another network (construction.py)
+        return super().variant_options(variant) - ({"bidirectional"} if variant == STACKED_CELLS else set())
+
     def last_output_reading(self, config: Config, variant: str) -> str:
         # MASK-2: the Keras docs say zero_output_for_mask is "only used when return_sequences is True", so the
         # last output is the last valid step's (https://keras.io/api/layers/recurrent_layers/rnn/)
@@ -127,8 +135,8 @@ class KerasAdapterBase(Adapter):
         fw = self.capabilities.registry_to_framework(registry_name)
         return gelu_approximate(self._keras()) if fw == GELU_TANH_NAME else fw
 
-    def _new_lstm(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool,
-                  extra: dict | None = None):
+    def _lstm_kwargs(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool,
+                     extra: dict | None = None) -> dict:
         keras = self._keras()
         kw = dict(return_sequences=return_sequences, return_state=True, go_backwards=config.go_backwards,
                   use_bias=config.use_bias, stateful=stateful, dtype=config.dtype,
@@ -141,6 +149,12 @@ class KerasAdapterBase(Adapter):
         kw.update(kernel_initializer=zeros, recurrent_initializer=zeros, bias_initializer=zeros, unit_forget_bias=False)
         kw.update(self._variant_kwargs(variant))
         kw.update(extra or {})  # e.g. build_dropout's dropout / recurrent_dropout / seed (TRAIN-*)
+        return kw
+
+    def _new_lstm(self, config: Config, variant: str, *, return_sequences: bool, stateful: bool,
+                  extra: dict | None = None):
+        keras = self._keras()
+        kw = self._lstm_kwargs(config, variant, return_sequences=return_sequences, stateful=stateful, extra=extra)
         if variant == RNN_CELL:  # the same layer built as RNN(LSTMCell(...)) (construction.py)
             return rnn_cell_layer(keras, config.units, config.dtype, kw)
         return keras.layers.LSTM(config.units, **kw)
@@ -151,6 +165,13 @@ class KerasAdapterBase(Adapter):
         keras = self._keras()
         layers = []
         with self._device_scope(device):
+            if variant == STACKED_CELLS:  # the whole stack as one RNN([LSTMCell, ...]) (construction.py)
+                kws = [self._lstm_kwargs(config, variant, return_sequences=config.return_sequences, stateful=stateful,
+                                         extra=layer_kwargs(l) if layer_kwargs else None)
+                       for l in range(config.num_layers)]
+                layer = stacked_cells_layer(keras, config.units, config.dtype, kws)
+                layer.build((batch, None, config.input_dim))
+                return [layer]
             for l in range(config.num_layers):
                 last = l == config.num_layers - 1
                 lstm = self._new_lstm(config, variant, return_sequences=config.return_sequences if last else True,
@@ -171,9 +192,9 @@ class KerasAdapterBase(Adapter):
         if struct is None:
             struct = self._cache.put(key, Structure(self._build_layers(handle.config, handle.variant, handle.device,
                                                                        handle.stateful, batch)))
-        elif handle.stateful:
+        if handle.stateful:  # reused or fresh, a stateful layer starts from zeros: the reset runs in every case
             for layer in struct.layers:
-                self._reset(layer)  # a reused stateful layer starts from zeros, as a fresh one would
+                self._reset(layer)
         self._assign(struct, handle)
         return struct
 
@@ -184,9 +205,8 @@ class KerasAdapterBase(Adapter):
 
     def _assign(self, struct: Structure, handle: KerasHandle) -> None:
         struct.owner = handle
-        for layer, dirs in zip(struct.layers, handle.keras_weights):
-            for lstm, kw in zip(self._lstms(layer), dirs):
-                cell = lstm.cell
+        for cells, dirs in zip(cell_grid(struct.layers, self._lstms), handle.keras_weights):
+            for (_, cell), kw in zip(cells, dirs):
                 cell.kernel.assign(kw["kernel"])
                 cell.recurrent_kernel.assign(kw["recurrent_kernel"])
                 if "bias" in kw:
@@ -201,24 +221,7 @@ class KerasAdapterBase(Adapter):
         return handle
 
     # ---- running -------------------------------------------------------------------------------
-    def _chain(self, layers: list, config: Config, x, mask, flat_init, call: Callable) -> list:
-        """Run the layer chain; returns [output(s)..., then per layer h_f, c_f (, h_b, c_b)].
-
-        ``call(index, layer, inputs, mask, initial_state)`` runs one layer (direct call or stateless_call).
-        Keras returns ``[out, h, c]``, bidirectional ``[out, h_f, c_f, h_b, c_b]`` and with merge_mode None
-        ``[out_f, out_b, h_f, c_f, h_b, c_b]`` (BIDI-2, STATE-4); go_backwards output stays in processing
-        order, which is canonical (DIR-2), so nothing is flipped here.
-        """
-        n_states = 2 * config.num_directions
-        n_out = 2 if config.effective_merge_mode == "none" else 1
-        states, inp, outs = [], x, []
-        for l, layer in enumerate(layers):
-            init = None if flat_init is None else list(flat_init[l * n_states:(l + 1) * n_states])
-            res = list(call(l, layer, inp, mask, init))
-            outs, st = res[:n_out], res[n_out:]
-            states.extend(st)
-            inp = outs[0]
-        return outs + states
+    _chain = staticmethod(run_chain)  # the layer chain, flat states (construction.py)
 
     def eager_runner(self, struct: Structure, handle: KerasHandle, probe: PathProbe) -> Callable:
         """The chain called layer by layer, ``(x, mask, flat_init) -> flat outputs``: run as is, or the

@@ -26,6 +26,7 @@ from reference import Config, Weights, from_keras, to_keras
 from ..base import GradientOutput, Output, Unsupported
 from ..shared import per_layer
 from .base import KerasAdapterBase, KerasHandle, PathProbe, Structure
+from .construction import cell_grid
 
 __all__ = ["keras_gradients", "build_dropout", "forward_training", "DropoutHandle", "KERAS_WEIGHT_NAMES",
            "gradient_unsupported_reason", "dropout_unsupported_reason"]
@@ -109,18 +110,19 @@ def _prepare(adapter: KerasAdapterBase, handle: KerasHandle, x, mask, initial_st
     return _Call(struct, x, mask, init, struct.probe, (mask is not None, True, zero))
 
 
-def _variables(adapter: KerasAdapterBase, struct: Structure) -> list[tuple[int, int, str, object, int]]:
-    """``(layer, direction, name, variable, index in layer.trainable_variables)`` for every cell weight."""
+def _variables(adapter: KerasAdapterBase, struct: Structure) -> list[tuple[int, int, str, object, int, int]]:
+    """``(layer, direction, name, variable, chain element, index in its trainable_variables)`` for every cell
+    weight (one chain element holds several layers when it is an ``RNN([cells])``)."""
     out = []
-    for l, layer in enumerate(struct.layers):
-        trainable = list(layer.trainable_variables)
-        for d, lstm in enumerate(adapter._lstms(layer)):
+    for l, cells in enumerate(cell_grid(struct.layers, adapter._lstms)):
+        for d, (element, cell) in enumerate(cells):
+            trainable = list(struct.layers[element].trainable_variables)
             for name in KERAS_WEIGHT_NAMES:
-                var = getattr(lstm.cell, name, None)
+                var = getattr(cell, name, None)
                 if var is None:  # use_bias=False
                     continue
                 index = next(i for i, v in enumerate(trainable) if v is var)
-                out.append((l, d, name, var, index))
+                out.append((l, d, name, var, element, index))
     return out
 
 
@@ -161,7 +163,7 @@ def _tensorflow(adapter, handle, call: _Call, cots, variables, training: bool, g
         tape.watch([x, *init])
         flat = adapter._chain(call.struct.layers, cfg, x, mask, init, layer_call)
         loss = tf.add_n([tf.reduce_sum(o * tf.cast(c, o.dtype)) for o, c in zip(flat, cots)])
-    sources = [x, *init, *(v for _, _, _, v, _ in variables)]
+    sources = [x, *init, *(v for _, _, _, v, _, _ in variables)]
     g = tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     return flat, g[0], g[1:1 + len(init)], g[1 + len(init):]
 
@@ -170,7 +172,7 @@ def _torch(adapter, handle, call: _Call, cots, variables, training: bool, grads:
     import torch
 
     cfg = handle.config
-    params = [v.value for _, _, _, v, _ in variables]  # the torch Parameters Keras computes with
+    params = [v.value for _, _, _, v, _, _ in variables]  # the torch Parameters Keras computes with
     dev = params[0].device
     x = torch.tensor(call.x, device=dev, requires_grad=grads)
     init = [torch.tensor(a, device=dev, requires_grad=grads) for a in call.init]
@@ -234,7 +236,7 @@ def _jax(adapter, handle, call: _Call, cots, variables, training: bool, grads: b
             v.assign(value)
     if not grads:
         return flat, None, None, None
-    return flat, g_x, list(g_init), [g_tr[l][index] for l, _, _, _, index in variables]
+    return flat, g_x, list(g_init), [g_tr[element][index] for _, _, _, _, element, index in variables]
 
 
 _AUTODIFF = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}
@@ -268,7 +270,7 @@ def _run(adapter: KerasAdapterBase, handle: KerasHandle, x, *, mask, initial_sta
     as_np = lambda t: np.asarray(adapter._to_numpy(t), dtype=cfg.dtype)  # noqa: E731
     ginit = [as_np(g) for g in ginit]
     grads = [[{} for _ in range(cfg.num_directions)] for _ in range(cfg.num_layers)]
-    for (l, d, name, _, _), g in zip(variables, gvars):
+    for (l, d, name, _, _, _), g in zip(variables, gvars):
         grads[l][d][name] = as_np(g)
     return output, GradientOutput(
         output=output, x=as_np(gx), h0=per_layer(ginit[0::2], cfg.num_layers, cfg.num_directions),

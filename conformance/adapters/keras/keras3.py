@@ -23,7 +23,15 @@ from __future__ import annotations
 import os
 
 from ..base import Unsupported
-from ..shared import ieee_matmuls_jax, ieee_matmuls_tf, ieee_matmuls_torch, right_padded_lengths, torch_devices
+from ..jax_cache import use_compilation_cache
+from ..shared import (
+    ieee_matmuls_jax,
+    ieee_matmuls_tf,
+    ieee_matmuls_torch,
+    jax_devices,
+    right_padded_lengths,
+    torch_devices,
+)
 from .base import KerasAdapterBase, keras_capabilities
 from .compat import choose_backend, device_scope
 from .tf_runner import tf_devices, tf_runner
@@ -33,12 +41,6 @@ __all__ = ["KerasTensorFlowAdapter", "KerasJaxAdapter", "KerasTorchAdapter"]
 _CUDNN_ACTIVATIONS = ("tanh", "sigmoid")
 #: opt-in for variants too slow for a CI run (keras-jax:unroll); tox passes LSTM_CONFORMANCE_* through
 SLOW_VARIANTS_ENV = "LSTM_CONFORMANCE_SLOW_VARIANTS"
-#: a folder for XLA's persistent compilation cache (keras-jax). Every drawn structure is a new XLA program
-#: (~0.4-0.7 s of CPU to compile on 2 cores, most of a keras-jax check); a derandomized profile (ci) draws
-#: the same cases every run, so with this folder kept between runs (a CI cache) later runs load the
-#: compiled programs instead. The cache key is the program, the XLA flags and the jax/jaxlib versions, so a
-#: loaded program is the one the compiler would build. Off unless set.
-JAX_CACHE_ENV = "LSTM_CONFORMANCE_JAX_CACHE_DIR"
 #: float64 on keras-jax and keras-torch (Keras 3.15.1): every backend declares float64, and on these two it is
 #: a recorded finding (an xfail of NUM-5), not a refusal. Keras' type promotion maps float64 to float32 on
 #: every backend but TensorFlow (keras/src/backend/common/dtypes.py BIT64_TO_BIT32_DTYPE), so
@@ -49,7 +51,8 @@ JAX_CACHE_ENV = "LSTM_CONFORMANCE_JAX_CACHE_DIR"
 class _Keras3Adapter(KerasAdapterBase):
     backend = ""  # keras.backend.backend() this adapter needs, also the framework module imported and reported
     capabilities = keras_capabilities("hard_sigmoid_keras3")
-    variants = ("default", "unroll", "impl1", "cudnn", "rnn-cell")
+    variants = ("default", "unroll", "impl1", "cudnn", "rnn-cell", "stacked-cells")
+    supported = {"keras": ">=3.0.0"}  # 3.0.0, 3.8.0 and 3.15.1 run on each backend (compat.py)
 
     # ---- environment -------------------------------------------------------------------------
     def _keras(self):
@@ -96,7 +99,7 @@ class _Keras3Adapter(KerasAdapterBase):
     # ---- variants ------------------------------------------------------------------------------
     def _variant_kwargs(self, variant):
         return {"default": {}, "unroll": {"unroll": True}, "impl1": {"implementation": 1},
-                "cudnn": {"use_cudnn": True}, "rnn-cell": {}}[variant]
+                "cudnn": {"use_cudnn": True}, "rnn-cell": {}, "stacked-cells": {}}[variant]
 
     def variant_unavailable_reason(self, variant, device):
         if variant != "cudnn":
@@ -195,30 +198,12 @@ class KerasJaxAdapter(_Keras3Adapter):
         return {"jaxlib": jaxlib.__version__}
 
     def devices(self):
-        import jax
-
-        try:
-            gpus = jax.devices("gpu")
-        except RuntimeError:
-            gpus = []
-        return ["cpu"] + (["gpu"] if gpus else [])
-
-    def _use_compilation_cache(self) -> None:
-        folder = os.environ.get(JAX_CACHE_ENV)
-        if not folder or getattr(self, "_cache_dir", None) == folder:
-            return
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", folder)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # the suite's programs are small
-        if hasattr(jax.config, "jax_persistent_cache_min_entry_size_bytes"):
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        self._cache_dir = folder
+        return jax_devices()
 
     def _make_runner(self, struct, handle, signature, probe):
         import jax
 
-        self._use_compilation_cache()
+        use_compilation_cache()  # XLA's persistent cache (jax_cache.py)
         cfg, layers = handle.config, struct.layers
         if handle.stateful:
             # RNN state variables are created untracked (no automatic dependency tracking), so

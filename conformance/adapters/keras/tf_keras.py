@@ -24,8 +24,9 @@ __all__ = ["TfKerasAdapter"]
 class TfKerasAdapter(KerasAdapterBase):
     name = "tf-keras"
     capabilities = keras_capabilities("hard_sigmoid_keras2")
-    variants = ("impl2", "impl1", "unroll", "rnn-cell")
+    variants = ("impl2", "impl1", "unroll", "rnn-cell", "stacked-cells")
     requires = ("tensorflow", "tf_keras")
+    supported = {"tf_keras": ">=2.16.0"}  # 2.16.0 (tensorflow 2.16.2) to 2.21.0 run
     #: tf_runner: eager time steps before a structure's chain is traced (an eager step ~2.5 ms against a
     #: trace ~500 ms per layer-direction, measured in CPU time, TF 2.21 on 2 cores)
     eager_step_budget = 160
@@ -55,7 +56,7 @@ class TfKerasAdapter(KerasAdapterBase):
     # ---- variants ------------------------------------------------------------------------------
     def _variant_kwargs(self, variant):
         return {"impl2": {"implementation": 2}, "impl1": {"implementation": 1},
-                "unroll": {"unroll": True}, "rnn-cell": {}}[variant]
+                "unroll": {"unroll": True}, "rnn-cell": {}, "stacked-cells": {}}[variant]
 
     # ---- running -------------------------------------------------------------------------------
     def _make_runner(self, struct, handle, signature, probe):
