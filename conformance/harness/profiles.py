@@ -15,10 +15,15 @@ _COMMON = dict(
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 
-settings.register_profile("dev", max_examples=10, **_COMMON)
+# Each profile is built on hypothesis' own defaults, not on the profile loaded at import: where a CI service's
+# variable is set (``CI``, ``GITHUB_ACTIONS``, ...) hypothesis loads its derandomized "ci" profile as the
+# default, and a profile registered without a parent would inherit it: ``dev`` and ``thorough`` would then
+# draw the same cases at every run and keep no example database.
+_BASE = settings.get_profile("default")
+settings.register_profile("dev", _BASE, max_examples=10, **_COMMON)
 # ci: derandomized so a gating run is reproducible run to run; failures still shrink.
-settings.register_profile("ci", max_examples=12, derandomize=True, database=None, **_COMMON)
-settings.register_profile("thorough", max_examples=300, **_COMMON)
+settings.register_profile("ci", _BASE, max_examples=12, derandomize=True, database=None, **_COMMON)
+settings.register_profile("thorough", _BASE, max_examples=300, **_COMMON)
 
 #: seconds of shrinking per failing test, from its first failure to the replay of the smallest example found.
 #: On the Keras backends a shrink step costs a framework build and compile (~0.5-2 s on JAX), and unbounded
@@ -26,6 +31,24 @@ settings.register_profile("thorough", max_examples=300, **_COMMON)
 #: taken are recorded in the failing result's ``metrics["shrink"]``.
 SHRINK_SECONDS = {"dev": 20.0, "ci": 30.0, "thorough": 120.0}
 DEFAULT_SHRINK_SECONDS = 60.0  # a profile registered elsewhere
+
+
+def pin_draws(active: settings) -> None:
+    """Under a derandomized profile (``ci``) draw the same cases at every commit of this project.
+
+    Hypothesis (6.13x and later) also draws integer, float and string constants it reads from the source of
+    the local modules loaded, this project's own among them, so an edit of any module (a new message, a new
+    threshold) moved every ci draw and a gating run's verdicts with it. A derandomized profile draws from
+    hypothesis' global constants only; a random profile keeps the local pool (constants from the code, such
+    as thresholds and bounds, are good draws)."""
+    if not active.derandomize:
+        return
+    from hypothesis.internal.conjecture import providers
+
+    if hasattr(providers, "_get_local_constants"):  # absent before the feature: nothing to pin
+        empty = providers.Constants()
+        providers._get_local_constants = lambda: empty
+        providers.CONSTANTS_CACHE.cache.clear()
 
 
 def scale_examples(items, scale: float) -> None:
